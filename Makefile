@@ -1,0 +1,59 @@
+# The two commands a fresh machine needs: `make run` and `make test` (both install first).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYSTEM ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+# Tools stay quiet and offline-friendly; a user's own settings win.
+export ZENML_ANALYTICS_OPT_IN ?= false
+export ZENML_AUTO_OPEN_DASHBOARD ?= false
+export BENTOML_DO_NOT_TRACK ?= true
+MLFLOW_DIR := $(CURDIR)/state/mlflow
+
+.PHONY: help install run test bench lock dashboard dashboard-stop mlflow-ui stack-local eda clean-state
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock requirements.txt
+	@test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@echo "installing the pinned environment (requirements.lock) into $(VENV) ..."
+	$(VENV)/bin/uv pip sync --python $(PY) requirements.lock
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (if missing) and install the pinned environment
+
+run: $(STAMP) ## Install, then run the main job on the embedded default data
+	$(PY) run.py
+
+test: $(STAMP) ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
+	$(PY) -m pytest
+
+bench: $(STAMP) ## Run every benchmark in bench/ (figures in bench/results/*.json)
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+
+lock: ## Re-resolve requirements.txt into requirements.lock (Python 3.11, Linux x86_64)
+	@test -x $(VENV)/bin/uv || { $(PYTHON_SYSTEM) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
+	$(VENV)/bin/uv pip compile requirements.txt --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --quiet -o requirements.lock
+
+stack-local: $(STAMP) ## Register and activate the local stack (MLflow, Evidently, BentoML)
+	$(PY) run.py --stack local
+
+dashboard: $(STAMP) ## Start the ZenML dashboard on http://127.0.0.1:8237
+	$(VENV)/bin/zenml login --local
+
+dashboard-stop: ## Stop the ZenML dashboard
+	$(VENV)/bin/zenml logout --local
+
+mlflow-ui: $(STAMP) ## MLflow UI on http://127.0.0.1:5000 over the project's tracking store
+	@mkdir -p $(MLFLOW_DIR)/artifacts
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db \
+		--default-artifact-root $(MLFLOW_DIR)/artifacts --host 127.0.0.1 --port 5000
+
+clean-state: ## Delete generated stores, data and reports (not ZenML's own config)
+	rm -rf state reports data/generated

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from fraud_detection.loader import prepare
+from fraud_detection.split import split_by_time
+from fraud_detection.validation import DataValidationReport
+
+
+@step
+def split_transactions(
+    raw_transactions: pd.DataFrame,
+    data_validation_report: DataValidationReport,
+    validation_fraction: float,
+    test_fraction: float,
+) -> tuple[
+    Annotated[pd.DataFrame, "train_transactions"],
+    Annotated[pd.DataFrame, "validation_transactions"],
+    Annotated[pd.DataFrame, "test_transactions"],
+]:
+    """The data gate: refuse invalid data, then split by time with no leakage."""
+    data_validation_report.raise_if_failed()  # the run stops here; the report artifact says why
+    transactions = prepare(raw_transactions, source=data_validation_report.source)
+    parts = split_by_time(transactions.frame, validation_fraction, test_fraction)
+    for name, figures in parts.describe().items():
+        log_metadata(
+            {**figures, "data_fingerprint": transactions.fingerprint},
+            infer_artifact=True,
+            artifact_name=f"{name}_transactions",
+        )
+    return parts.train, parts.validation, parts.test
