@@ -9,7 +9,8 @@ from fraud_detection.config import SyntheticDataConfig
 from fraud_detection.loader import read_source
 
 
-@step
+# Never cached: a file can change behind the same path, and the fingerprint must be of what was read.
+@step(enable_cache=False)
 def ingest_transactions(
     data_path: Optional[str] = None,
     synthetic_rows: int = SyntheticDataConfig.rows,
