@@ -34,7 +34,9 @@ test: $(STAMP) ## Install, then run the test suite (isolated ZenML/MLflow/BentoM
 	$(PY) -m pytest
 
 bench: $(STAMP) ## Run every benchmark in bench/ (figures in bench/results/*.json)
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+	@set -e; for script in bench/*.py; do \
+		[ "$$script" = bench/report.py ] && continue; echo "== $$script"; $(PY) $$script; done
+	$(PY) bench/report.py
 
 lock: ## Re-resolve requirements.txt into requirements.lock (Python 3.11, Linux x86_64)
 	@test -x $(VENV)/bin/uv || { $(PYTHON_SYSTEM) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
