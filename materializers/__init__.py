@@ -1,5 +1,6 @@
 """ZenML materializers for the project's own artifact types (JSON on disk + a dashboard view)."""
 
+from materializers.transactions import TransactionsMaterializer
 from materializers.validation_report import DataValidationReportMaterializer
 
-__all__ = ["DataValidationReportMaterializer"]
+__all__ = ["DataValidationReportMaterializer", "TransactionsMaterializer"]

@@ -7,10 +7,11 @@ from zenml import log_metadata, step
 
 from fraud_detection.config import SyntheticDataConfig
 from fraud_detection.loader import read_source
+from materializers.transactions import TransactionsMaterializer
 
 
 # Never cached: a file can change behind the same path, and the fingerprint must be of what was read.
-@step(enable_cache=False)
+@step(enable_cache=False, output_materializers=TransactionsMaterializer)
 def ingest_transactions(
     data_path: Optional[str] = None,
     synthetic_rows: int = SyntheticDataConfig.rows,

@@ -8,9 +8,10 @@ from zenml import log_metadata, step
 from fraud_detection.loader import prepare
 from fraud_detection.split import split_by_time
 from fraud_detection.validation import DataValidationReport
+from materializers.transactions import TransactionsMaterializer
 
 
-@step
+@step(output_materializers=TransactionsMaterializer)
 def split_transactions(
     raw_transactions: pd.DataFrame,
     data_validation_report: DataValidationReport,
