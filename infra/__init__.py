@@ -1,0 +1,1 @@
+"""Deployment assets: kustomize manifests (infra/k8s), their offline renderer and checks."""

@@ -1,0 +1,283 @@
+"""Checks on rendered manifests: Kubernetes schemas (offline) and the project's serving policy.
+
+Both functions return a list of problems, each naming the resource and the field; an empty list
+means the manifests pass. ``tests/test_manifests.py`` runs them on every overlay, and shows on
+altered copies that each policy rule catches what it is meant to catch.
+
+* :func:`schema_problems` validates every resource against the Kubernetes OpenAPI schemas that
+  ``kubernetes-validate`` ships in its wheel (no network), in strict mode: an unknown or
+  misspelt field is an error, not silently dropped.
+* :func:`policy_problems` checks what the schemas cannot: the Deployment of the API has at least
+  two replicas and a rollout that never drops below them, probes on ``/livez`` (liveness,
+  startup) and ``/readyz`` (readiness), requests and limits, a non-root, read-only, unprivileged
+  container with every writable path on a volume, and a Service, HPA and PDB that point at it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional
+
+Resource = Dict[str, Any]
+
+#: Oldest Kubernetes the manifests must be valid for (kubernetes-validate has 1.25 .. 1.37).
+MIN_KUBERNETES_VERSION = "1.30"
+#: Environment variables naming folders the API writes to: each must be on a volume mount
+#: because the root filesystem is read-only.
+WRITABLE_PATH_VARIABLES = ("TMPDIR", "BENTOML_HOME", "FRAUD_STATE_DIR", "FRAUD_PREDICTION_LOG_DIR")
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
+
+
+def describe(r: Resource) -> str:
+    ns = r.get("metadata", {}).get("namespace")
+    return f"{r.get('kind')}/{r.get('metadata', {}).get('name')}" + (f" (namespace {ns})" if ns else "")
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def schema_problems(resources: Iterable[Resource], version: str = MIN_KUBERNETES_VERSION,
+                    strict: bool = True) -> List[str]:
+    """Validate against the Kubernetes ``version`` schemas bundled with kubernetes-validate."""
+    import kubernetes_validate
+
+    problems = []
+    for r in resources:
+        try:
+            kubernetes_validate.validate(r, version, strict=strict)
+        except kubernetes_validate.ValidationError as e:
+            where = ".".join(str(p) for p in e.path) or "(top level)"
+            problems.append(f"{describe(r)}: {where}: {e.message} (Kubernetes {e.version} schema)")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            problems.append(f"{describe(r)}: {e.message}")
+    return problems
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def selector_matches(selector: Optional[Dict[str, Any]], labels: Dict[str, str]) -> bool:
+    """Does a LabelSelector (matchLabels and matchExpressions) select these labels?
+
+    An empty or missing selector selects nothing here: for a Service or PDB that would be a
+    mistake rather than an intent.
+    """
+    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, op, values = expression["key"], expression["operator"], expression.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _effective(pod_ctx: Dict[str, Any], container_ctx: Dict[str, Any], field: str) -> Any:
+    """A container's security setting, falling back to the pod's (as the kubelet does)."""
+    if field in container_ctx:
+        return container_ctx[field]
+    return pod_ctx.get(field)
+
+
+def _probe_problems(where: str, container: Dict[str, Any], kind: str, path: str,
+                    port_names: set, port_numbers: set) -> List[str]:
+    probe = container.get(kind)
+    if not probe:
+        return [f"{where}: no {kind}"]
+    get = probe.get("httpGet")
+    if not get:
+        return [f"{where}: {kind} must be an httpGet on {path}"]
+    problems = []
+    if get.get("path") != path:
+        problems.append(f"{where}: {kind} checks {get.get('path')!r}, not {path}")
+    port = get.get("port")
+    if port not in port_names and port not in port_numbers:
+        problems.append(f"{where}: {kind} port {port!r} is not a port of the container")
+    return problems
+
+
+def _container_problems(where: str, c: Dict[str, Any], pod: Dict[str, Any],
+                        volumes: Dict[str, Any]) -> List[str]:
+    problems = []
+    ports = c.get("ports") or []
+    names = {p.get("name") for p in ports if p.get("name")}
+    numbers = {p.get("containerPort") for p in ports}
+    if 3000 not in numbers:
+        problems.append(f"{where}: the BentoML port 3000 is not a container port")
+
+    image = str(c.get("image", ""))
+    tag = image.split("@")[0].rsplit("/", 1)[-1]
+    if "@" not in image and (":" not in tag or tag.endswith(":latest")):
+        problems.append(f"{where}: image {image!r} must be set to a pinned tag or digest (not latest)")
+
+    problems += _probe_problems(where, c, "livenessProbe", "/livez", names, numbers)
+    problems += _probe_problems(where, c, "readinessProbe", "/readyz", names, numbers)
+    problems += _probe_problems(where, c, "startupProbe", "/livez", names, numbers)
+
+    resources = c.get("resources") or {}
+    for section in ("requests", "limits"):
+        for name in ("cpu", "memory"):
+            if name not in (resources.get(section) or {}):
+                problems.append(f"{where}: resources.{section}.{name} is not set")
+
+    pod_ctx = pod.get("securityContext") or {}
+    ctx = c.get("securityContext") or {}
+    if _effective(pod_ctx, ctx, "runAsNonRoot") is not True:
+        problems.append(f"{where}: runAsNonRoot must be true")
+    uid = _effective(pod_ctx, ctx, "runAsUser")
+    if uid is None or uid == 0:
+        problems.append(f"{where}: runAsUser must be a non-zero uid (the image's user `bentoml` is 1034)")
+    if ctx.get("readOnlyRootFilesystem") is not True:
+        problems.append(f"{where}: securityContext.readOnlyRootFilesystem must be true")
+    if ctx.get("allowPrivilegeEscalation") is not False:
+        problems.append(f"{where}: securityContext.allowPrivilegeEscalation must be false")
+    if ctx.get("privileged"):
+        problems.append(f"{where}: securityContext.privileged must not be true")
+    if "ALL" not in ((ctx.get("capabilities") or {}).get("drop") or []):
+        problems.append(f"{where}: securityContext.capabilities.drop must contain ALL")
+    if (ctx.get("capabilities") or {}).get("add"):
+        problems.append(f"{where}: securityContext.capabilities.add must be empty")
+    seccomp = (_effective(pod_ctx, ctx, "seccompProfile") or {}).get("type")
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        problems.append(f"{where}: seccompProfile must be RuntimeDefault (or Localhost)")
+
+    # With a read-only root, every folder the service writes to must be a volume.
+    mounts = {m.get("mountPath"): m for m in c.get("volumeMounts") or []}
+    for m in mounts.values():
+        if m.get("name") not in volumes:
+            problems.append(f"{where}: volumeMount {m.get('mountPath')!r} uses undefined volume {m.get('name')!r}")
+        elif m.get("readOnly"):
+            problems.append(f"{where}: volumeMount {m.get('mountPath')!r} is read-only but meant for writing")
+    if "/tmp" not in mounts:
+        problems.append(f"{where}: /tmp is not a volume (the root filesystem is read-only)")
+    env = {e.get("name"): e for e in c.get("env") or []}
+    for variable in WRITABLE_PATH_VARIABLES:
+        value = (env.get(variable) or {}).get("value")
+        if not value:
+            problems.append(f"{where}: env {variable} must name a writable folder")
+        elif not any(value == m or value.startswith(m.rstrip("/") + "/") for m in mounts):
+            problems.append(f"{where}: env {variable}={value} is not on a volume mount")
+
+    key = (env.get("FRAUD_API_KEY") or {}).get("valueFrom", {}).get("secretKeyRef")
+    if not key:
+        problems.append(f"{where}: FRAUD_API_KEY must come from a Secret (secretKeyRef)")
+    elif key.get("optional") is not True:
+        problems.append(f"{where}: FRAUD_API_KEY's secretKeyRef must be optional: true")
+    return problems
+
+
+def _deployment_problems(d: Resource, service_accounts: set) -> List[str]:
+    where = describe(d)
+    spec = d.get("spec") or {}
+    problems = []
+    if (spec.get("replicas") or 1) < 2:
+        problems.append(f"{where}: spec.replicas is {spec.get('replicas', 1)}, must be at least 2")
+    strategy = spec.get("strategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        problems.append(f"{where}: strategy must be RollingUpdate")
+    if rolling.get("maxUnavailable") not in (0, "0", "0%"):
+        problems.append(f"{where}: rollingUpdate.maxUnavailable must be 0 (a rollout loses no capacity)")
+    if rolling.get("maxSurge") in (None, 0, "0", "0%"):
+        problems.append(f"{where}: rollingUpdate.maxSurge must be at least 1 (else a rollout cannot progress)")
+    template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if not selector_matches(spec.get("selector"), labels):
+        problems.append(f"{where}: spec.selector does not select the pod template's labels")
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    if annotations.get("prometheus.io/scrape") != "true" or annotations.get("prometheus.io/path") != "/metrics":
+        problems.append(f"{where}: pod template lacks prometheus.io/scrape=true and prometheus.io/path=/metrics")
+    pod = template.get("spec") or {}
+    sa = pod.get("serviceAccountName")
+    if not sa or sa not in service_accounts:
+        problems.append(f"{where}: serviceAccountName {sa!r} is not a ServiceAccount of the manifests")
+    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    containers = pod.get("containers") or []
+    if not containers:
+        problems.append(f"{where}: no container")
+    for c in containers:
+        problems += _container_problems(f"{where} container {c.get('name')}", c, pod, volumes)
+    return problems
+
+
+def policy_problems(resources: List[Resource]) -> List[str]:
+    """The serving policy, over one rendered overlay (see the module docstring)."""
+    problems: List[str] = []
+    deployments = [r for r in resources if r.get("kind") == "Deployment"]
+    if len(deployments) != 1:
+        return [f"expected exactly one Deployment, found {len(deployments)}"]
+    deployment = deployments[0]
+    namespace = deployment["metadata"].get("namespace")
+    pod_labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
+    replicas = deployment["spec"].get("replicas", 1)
+    pod_spec = deployment["spec"]["template"].get("spec") or {}
+    container_ports = {p.get("name"): p.get("containerPort")
+                       for c in pod_spec.get("containers") or [] for p in c.get("ports") or []}
+
+    namespaced = [r for r in resources if r.get("kind") != "Namespace"]
+    spaces = {r["metadata"].get("namespace") for r in namespaced}
+    if len(spaces) != 1 or None in spaces:
+        problems.append(f"every resource must be in one namespace, found {sorted(map(str, spaces))}")
+    namespaces = [r for r in resources if r.get("kind") == "Namespace"]
+    if namespace and namespaces and namespaces[0]["metadata"]["name"] != namespace:
+        problems.append(f"Namespace {namespaces[0]['metadata']['name']} is not the resources' namespace {namespace}")
+
+    service_accounts = {r["metadata"]["name"] for r in resources if r.get("kind") == "ServiceAccount"}
+    problems += _deployment_problems(deployment, service_accounts)
+
+    services = [r for r in resources if r.get("kind") == "Service"]
+    if not services:
+        problems.append("no Service in front of the Deployment")
+    for s in services:
+        spec = s.get("spec") or {}
+        if not spec.get("selector") or any(pod_labels.get(k) != v for k, v in spec["selector"].items()):
+            problems.append(f"{describe(s)}: spec.selector {spec.get('selector')} does not select the Deployment's pods {pod_labels}")
+        if spec.get("type", "ClusterIP") != "ClusterIP":
+            problems.append(f"{describe(s)}: type must be ClusterIP (expose it through an Ingress or gateway)")
+        for port in spec.get("ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            if target not in container_ports and target not in container_ports.values():
+                problems.append(f"{describe(s)}: targetPort {target!r} is not a port of the pods")
+
+    hpas = [r for r in resources if r.get("kind") == "HorizontalPodAutoscaler"]
+    if len(hpas) != 1:
+        problems.append(f"expected one HorizontalPodAutoscaler, found {len(hpas)}")
+    for h in hpas:
+        spec = h.get("spec") or {}
+        ref = spec.get("scaleTargetRef") or {}
+        if (ref.get("kind"), ref.get("name"), ref.get("apiVersion")) != (
+            "Deployment", deployment["metadata"]["name"], "apps/v1"
+        ):
+            problems.append(f"{describe(h)}: scaleTargetRef {ref} is not the Deployment")
+        low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
+        if low < 2:
+            problems.append(f"{describe(h)}: minReplicas {low} must be at least 2")
+        if high < low:
+            problems.append(f"{describe(h)}: maxReplicas {high} is below minReplicas {low}")
+        if not low <= replicas <= high:
+            problems.append(f"{describe(h)}: the Deployment's {replicas} replicas are outside {low}..{high}")
+        if not any(m.get("type") == "Resource" and m.get("resource", {}).get("name") == "cpu"
+                   for m in spec.get("metrics") or []):
+            problems.append(f"{describe(h)}: no CPU metric")
+
+    pdbs = [r for r in resources if r.get("kind") == "PodDisruptionBudget"]
+    if len(pdbs) != 1:
+        problems.append(f"expected one PodDisruptionBudget, found {len(pdbs)}")
+    for p in pdbs:
+        spec = p.get("spec") or {}
+        if not selector_matches(spec.get("selector"), pod_labels):
+            problems.append(f"{describe(p)}: selector does not select the Deployment's pods")
+        low = spec.get("minAvailable")
+        if not isinstance(low, int) or low < 1:
+            problems.append(f"{describe(p)}: minAvailable must be an integer of at least 1, not {low!r}")
+        elif low >= replicas:
+            # Otherwise no node could ever be drained.
+            problems.append(f"{describe(p)}: minAvailable {low} must stay below the {replicas} replicas")
+    return problems
