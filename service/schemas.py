@@ -1,0 +1,135 @@
+"""The service's request and response documents as pydantic models: the OpenAPI (``/docs.json``,
+Swagger UI at ``/``) shows them; :mod:`fraud_detection.contract` enforces them.
+
+BentoML would validate a request against its pydantic input model and answer a failure with its
+own error layout. The request specs here (:func:`raw_body_spec`) skip that: they hand the endpoint
+the raw body bytes (:class:`RawBody`), and ``contract.py`` parses and validates them with the
+messages of the contract. The pydantic models only describe the documents. Field lists come from
+``fraud_detection.schema``; limits from the ``service:`` config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from _bentoml_sdk.io_models import IODescriptor, IORootModel
+from fraud_detection.contract import ServiceConfig
+from fraud_detection.schema import MIN_VALUE, TRANSACTION_FIELDS
+
+_EXAMPLE = {name: (0.0 if name not in MIN_VALUE else 1.0) for name in TRANSACTION_FIELDS}
+_EXAMPLE.update({"Time": 40_000.0, "Amount": 59.9})
+
+
+class RawBody:
+    """The request body as received; the endpoint parses it with :mod:`fraud_detection.contract`."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _number(name: str) -> tuple[type, Any]:
+    low = MIN_VALUE.get(name)
+    description = f"{name}: a finite number" + (f" >= {low:g}" if low is not None else "")
+    return float, Field(ge=low, allow_inf_nan=False, strict=True, description=description)
+
+
+Transaction = create_model(
+    "Transaction",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"example": _EXAMPLE}),
+    __doc__=f"One card transaction: exactly the fields {', '.join(TRANSACTION_FIELDS)}.",
+    **{name: _number(name) for name in TRANSACTION_FIELDS},
+)
+
+
+class Reason(BaseModel):
+    feature: str = Field(description="a transaction field")
+    contribution: float = Field(description="its contribution to the model's score (log-odds for boosted trees)")
+
+
+class Prediction(BaseModel):
+    fraud_probability: float = Field(ge=0.0, le=1.0, description="calibrated P(fraud)")
+    is_fraud: bool = Field(description="fraud_probability >= threshold")
+    reasons: list[Reason] = Field(description="the fields that moved the score most, largest first")
+
+
+class PredictResponse(Prediction):
+    model_version: str
+    threshold: float
+
+
+class BatchResponse(BaseModel):
+    predictions: list[Prediction]
+    model_version: str
+    threshold: float
+
+
+class ColumnarResponse(BaseModel):
+    fraud_probability: list[float]
+    is_fraud: list[bool]
+    reasons: list[list[Reason]] | None = Field(None, description="only when the request sets reasons: true")
+    model_version: str
+    threshold: float
+
+
+class ModelInfo(BaseModel):
+    model_version: str
+    threshold: float
+    family: str
+    metrics: dict[str, Any] | None = None
+    data_fingerprint: str | None = None
+    source: str = Field(description="directory:<path> or bentoml:<tag>")
+    feature_importance: dict[str, float]
+    metadata: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="what is wrong, naming the field, e.g. transactions[3].Amount: -5.0 is negative")
+
+
+def request_documents(config: ServiceConfig) -> dict[str, type[BaseModel]]:
+    """The three request bodies, with the configured limits in their schema."""
+    forbid = ConfigDict(extra="forbid")
+    predict = create_model("PredictRequest", __config__=forbid, transaction=(Transaction, ...))
+    batch = create_model(
+        "PredictBatchRequest",
+        __config__=forbid,
+        transactions=(
+            list[Transaction],
+            Field(min_length=1, max_length=config.max_batch_size, description=f"1 to {config.max_batch_size} transactions"),
+        ),
+    )
+    column = (
+        list[float],
+        Field(min_length=1, max_length=config.max_columnar_rows),
+    )
+    columns = create_model(
+        "Columns",
+        __config__=forbid,
+        __doc__=f"One array per field, all of the same length (1 to {config.max_columnar_rows} rows).",
+        **{name: column for name in TRANSACTION_FIELDS},
+    )
+    columnar = create_model(
+        "PredictColumnarRequest",
+        __config__=forbid,
+        columns=(columns, ...),
+        reasons=(bool, Field(False, description="add the top reasons per row (slower: TreeSHAP per row)")),
+    )
+    return {"predict": predict, "predict_batch": batch, "predict_columnar": columnar}
+
+
+def raw_body_spec(document: type[BaseModel]) -> type[IODescriptor]:
+    """A BentoML input spec documented as ``document`` that passes the endpoint a :class:`RawBody`."""
+
+    class Spec(IORootModel[document]):  # type: ignore[valid-type]
+        @classmethod
+        async def from_http_request(cls, request, serde):  # noqa: ARG003 - BentoML's signature
+            # No pydantic validation here: contract.py validates, with the contract's messages.
+            return cls.model_construct(root=RawBody(await request.body()))
+
+    Spec.__name__ = Spec.__qualname__ = f"{document.__name__}Spec"
+    Spec.__root_input__ = True
+    return Spec
