@@ -26,19 +26,16 @@ for _name, _value in {
     "ZENML_AUTO_OPEN_DASHBOARD": "false",
     "BENTOML_DO_NOT_TRACK": "true",
     "BENTOML_HOME": str(paths.bentoml_home()),
+    # Absolute, so the services the pipelines start (from a Bento's copy of the code) share the stores.
+    "FRAUD_STATE_DIR": str(paths.state_dir()),
+    "FRAUD_REPORTS_DIR": str(paths.reports_dir()),
     "GIT_PYTHON_REFRESH": "quiet",
 }.items():
     os.environ.setdefault(_name, _value)
 
-PIPELINE_ACTIONS = ("training", "deployment", "monitoring", "retrain_and_serve", "rollback")
-
 # Actions whose issue has not landed yet: the flag exists, and says so instead of pretending.
 NOT_YET_AVAILABLE = {
-    "training": "the training pipeline (issue #3)",
-    "deployment": "the deployment pipeline and BentoML service (issue #4)",
     "monitoring": "the monitoring pipeline (issue #5)",
-    "retrain_and_serve": "retrain-and-serve (issue #4)",
-    "rollback": "registry promotion and rollback (issue #3)",
 }
 
 
@@ -74,34 +71,128 @@ def _validate_data(path: Path) -> None:
         sys.exit(1)
 
 
-def _data_section(config_path: Path | None, data_path: Path | None) -> dict:
-    from fraud_detection.config import DataConfig, pipeline_config
+def _sections(pipeline: str, config_path: Path | None, data_path: Path | None) -> dict:
+    """The pipeline's YAML sections, with ``--data`` applied; a misspelt data key fails before ZenML starts."""
+    from fraud_detection.config import ConfigError, DataConfig, pipeline_config
 
-    section = dict(pipeline_config("training", config_path).get("data") or {})
-    if data_path:
-        section["path"] = str(data_path.resolve())
-    DataConfig.from_mapping(section)  # a misspelt key fails here, before ZenML starts
-    return section
+    try:
+        sections = dict(pipeline_config(pipeline, config_path))
+        data = dict(sections.get("data") or {})
+        if data_path:
+            data["path"] = str(data_path.resolve())
+        DataConfig.from_mapping(data)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    sections["data"] = data
+    return sections
 
 
-def _where_to_look() -> None:
+def _prepare_stack(experiment: str):
+    from pipelines.stack_support import StackNotReadyError, ensure_experiment, pipeline_stack
+
+    try:
+        stack = pipeline_stack(click.echo)
+    except StackNotReadyError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    ensure_experiment(experiment, stack)
+    return stack
+
+
+def _training(config_path: Path | None, data_path: Path | None, no_cache: bool) -> dict:
+    """Run the training pipeline; returns its promotion decision."""
+    from pipelines.training import EXPERIMENT, training_pipeline
+
+    sections = _sections("training", config_path, data_path)
+    known = ("data", "training", "threshold", "evaluation", "promotion")
+    unknown = sorted(set(sections) - set(known))
+    if unknown:
+        raise click.UsageError(f"training config: unknown section(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    _prepare_stack(EXPERIMENT)
+    pipeline = training_pipeline.with_options(enable_cache=not no_cache)
+    run = pipeline(**{name: sections.get(name) or {} for name in known})
+    decision = run.steps["register_and_promote"].outputs["promotion_decision"][0].load()
+    report = run.steps["evaluate_model"].outputs["evaluation_report"][0].load()
+    click.echo("\nTraining finished: " + run.name)
+    for line in report.summary_lines():
+        click.echo("  " + line)
+    click.echo(f"  MLflow model {decision['mlflow_model']} version {decision['mlflow_version']}: {decision['role']}")
+    for reason in decision["reasons"]:
+        click.echo(f"    - {reason}")
+    return decision
+
+
+def _deployment(config_path: Path | None) -> dict:
+    """Deploy the registry's champion behind the gateway; returns the deployment record."""
+    from pipelines.deployment import deployment_pipeline
+
+    sections = _sections("deployment", config_path, None)
+    _prepare_stack("training_pipeline")
+    run = deployment_pipeline(deployment=sections.get("deployment") or {})
+    record = run.steps["deploy_bento"].outputs["deployment_record"][0].load()
+    click.echo(
+        f"\nServing model {record['model_version']} on {record['url']} "
+        f"(backend {record['backend']}; Swagger UI at {record['url']}/)"
+    )
+    return record
+
+
+def _stop_serving() -> None:
+    from pipelines.stack_support import pipeline_stack
+    from service import gateway_control
+    from steps.deployment.deploy import stop_all
+
+    pipeline_stack(click.echo)
+    services = stop_all()
+    gateway = gateway_control.stop()
+    click.echo(f"stopped {services} model service(s){' and the gateway' if gateway else ''}")
+
+
+def _retrain_and_serve(config_path: Path | None, data_path: Path | None, no_cache: bool) -> None:
+    """Train, deploy, then serve in the foreground until Ctrl-C; stop what was started."""
+    import signal
+    import time
+
+    _training(config_path, data_path, no_cache)
+    record = _deployment(None)
+    click.echo(f"Serving on {record['url']} until Ctrl-C ...")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    click.echo("\nstopping ...")
+    _stop_serving()
+
+
+def _rollback() -> None:
+    from pipelines.rollback import RollbackError, rollback_champion
+
+    _prepare_stack("training_pipeline")
+    try:
+        click.echo(rollback_champion())
+    except RollbackError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+def _where_to_look(service_url: str | None = None) -> None:
     click.echo("\nWhere to look:")
+    if service_url:
+        click.echo(f"  scoring service : {service_url} (Swagger UI; docs/api.md) - stop it: python run.py --stop-serving")
     click.echo("  ZenML dashboard : make dashboard  ->  http://127.0.0.1:8237 (runs, artifacts, reports)")
     click.echo(f"  MLflow UI       : make mlflow-ui  ->  http://127.0.0.1:5000 (store: {paths.mlflow_dir()})")
     click.echo(f"  reports         : {paths.reports_dir()}")
 
 
 def _main_job(config_path: Path | None, data_path: Path | None, no_cache: bool) -> None:
-    """Everything that has landed, in order; today the data gate on the active stack."""
-    from pipelines.data_gate import data_gate_pipeline
-
-    data = _data_section(config_path, data_path)
-    data_gate_pipeline(data=data)  # never cached: it reads whatever the file holds now
-    click.echo(
-        "\nThe data gate passed. Training, deployment and monitoring join the main job as their "
-        "issues land (#3, #4, #5)."
-    )
-    _where_to_look()
+    """Everything that has landed, in order: training, then deployment of the champion."""
+    _training(config_path, data_path, no_cache)
+    record = _deployment(None)
+    click.echo("\nMonitoring joins the main job when its issue lands (#5).")
+    _where_to_look(record["url"])
 
 
 def _activate_stack(name: str) -> None:
@@ -123,6 +214,7 @@ def _activate_stack(name: str) -> None:
     "--retrain-and-serve", "action", flag_value="retrain_and_serve",
     help="Train, deploy and serve in the foreground until Ctrl-C.",
 )
+@click.option("--stop-serving", "action", flag_value="stop_serving", help="Stop the local scoring service(s) and the gateway on :3000.")
 @click.option("--rollback", "action", flag_value="rollback", help="Give the champion role back to the previous champion.")
 @click.option("--generate-data", "action", flag_value="generate_data", help="Write a synthetic file in the Kaggle format (with --out).")
 @click.option(
@@ -176,6 +268,17 @@ def main(
         _generate_data(rows, seed, scenario, strength, out_path)
     elif action is None:
         _main_job(config_path, data_path, no_cache)
+    elif action == "training":
+        _training(config_path, data_path, no_cache)
+        _where_to_look()
+    elif action == "rollback":
+        _rollback()
+    elif action == "deployment":
+        _where_to_look(_deployment(config_path)["url"])
+    elif action == "retrain_and_serve":
+        _retrain_and_serve(config_path, data_path, no_cache)
+    elif action == "stop_serving":
+        _stop_serving()
     else:
         _not_yet(action)
 

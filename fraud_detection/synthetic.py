@@ -863,3 +863,17 @@ def _daily_batches(
             strength=strength,
             fraud_rate=prior,
         )
+
+
+def oracle_for_default(
+    frame: pd.DataFrame, rows: int = KAGGLE_ROWS, scenario: str = "none", strength: float | None = None
+) -> np.ndarray:
+    """The oracle of the set :func:`generate` draws with these arguments (default span and start), on ``frame``.
+
+    For rows of that set (e.g. its test period after a split) this is the Bayes-optimal score a
+    model can be compared with; pipelines call it when their data is the synthetic default.
+    """
+    frauds = default_fraud_count(rows, scenario, strength)
+    return oracle_probability(
+        frame, scenario=scenario, strength=strength, fraud_rate=frauds / rows, time_window=(0, KAGGLE_SPAN_SECONDS)
+    )

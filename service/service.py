@@ -32,6 +32,9 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from fraud_detection import contract
+from fraud_detection.append_log import LogSettings
+from fraud_detection.config import pipeline_config
+from fraud_detection.prediction_log import DEFAULT_SETTINGS, PredictionLog
 from fraud_detection.contract import UNAVAILABLE, ContractError
 from fraud_detection.schema import TRANSACTION_FIELDS
 from service.guard import REQUEST_ID, GuardMiddleware
@@ -66,23 +69,39 @@ _WARMUP_ROW = np.zeros((1, len(TRANSACTION_FIELDS)))
 model_app = FastAPI(title="fraud model info", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-class NullRecorder:
-    """Where scored requests go: nothing yet.
+def make_recorder() -> PredictionLog:
+    """The prediction log every scored request goes to (configs/deployment.yaml ``prediction_log:``).
 
-    THE PREDICTION-LOG HOOK (issue #5): every scored request is handed to ``recorder.append_batch``
-    with the signature of :meth:`fraud_detection.prediction_log.PredictionLog.append_batch`, so
-    ``make_recorder`` returning a ``PredictionLog()`` is all the wiring the log needs.
+    One log per worker process (each writes its own segment files); a row is in the OS before the
+    response leaves, so a crash or restart loses no acknowledged prediction.
     """
-
-    def append_batch(self, transactions, fraud_probability, is_fraud, *, model_version, request_id, threshold, items=None):
-        return None
-
-    def close(self) -> None:
-        return None
+    section = pipeline_config("deployment", os.environ.get(CONFIG_ENV) or None).get("prediction_log")
+    return PredictionLog(settings=LogSettings.from_mapping(section, "prediction_log", DEFAULT_SETTINGS))
 
 
-def make_recorder() -> Any:
-    return NullRecorder()
+# Model health for Prometheus, next to BentoML's own request metrics (latency, in-flight, status).
+PREDICTIONS = bentoml.metrics.Counter(
+    name="fraud_predictions_total", documentation="Transactions scored, by model version", labelnames=["model_version"]
+)
+ALERTS = bentoml.metrics.Counter(
+    name="fraud_alerts_total", documentation="Transactions flagged as fraud, by model version", labelnames=["model_version"]
+)
+SCORES = bentoml.metrics.Histogram(
+    name="fraud_score",
+    documentation="Calibrated fraud probability of scored transactions, by model version",
+    labelnames=["model_version"],
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0),
+)
+
+
+def _observe(version: str, probability: np.ndarray, flags: np.ndarray) -> None:
+    PREDICTIONS.labels(model_version=version).inc(len(probability))
+    alerts = int(flags.sum())
+    if alerts:
+        ALERTS.labels(model_version=version).inc(alerts)
+    histogram = SCORES.labels(model_version=version)
+    for value in probability[:: max(1, len(probability) // 100)]:  # a bounded sample of big batches
+        histogram.observe(float(value))
 
 
 def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -170,6 +189,7 @@ class FraudService:
         self.recorder.append_batch(
             x, probability, flags, model_version=served.version, request_id=REQUEST_ID.get(), threshold=scorer.threshold
         )
+        _observe(served.version, probability, flags)
         return probability, flags, why
 
     @bentoml.api(route="/predict", input_spec=raw_body_spec(_DOCUMENTS["predict"]), output_spec=PredictResponse)

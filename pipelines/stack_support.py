@@ -1,0 +1,81 @@
+"""What a pipeline needs from the active ZenML stack, checked before it starts.
+
+The training, deployment and monitoring pipelines need an experiment tracker and a model registry
+(MLflow), a data validator (Evidently) and a model deployer (BentoML). On a fresh machine the active
+stack is ZenML's ``default``, which has none of them: there the project's local stack is registered
+and activated (what a user of ``make run`` expects). Any other stack that lacks a component is an
+error naming what is missing; the user's choice of stack is never silently overridden.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from zenml.client import Client
+from zenml.stack import Stack
+
+REQUIRED = {
+    "experiment_tracker": "an MLflow experiment tracker",
+    "model_registry": "an MLflow model registry",
+    "data_validator": "an Evidently data validator",
+    "model_deployer": "a BentoML model deployer",
+}
+
+
+class StackNotReadyError(RuntimeError):
+    pass
+
+
+def _missing(stack: Stack) -> list[str]:
+    return [f"{kind} ({why})" for kind, why in REQUIRED.items() if getattr(stack, kind) is None]
+
+
+def pipeline_stack(echo: Callable[[str], None] = print) -> Stack:
+    """The active stack, ready for the project's pipelines (see the module docstring)."""
+    client = Client()
+    stack = client.active_stack
+    missing = _missing(stack)
+    if missing and stack.name == "default":
+        from stacks.register import register_stack
+
+        echo("The active ZenML stack is 'default' (no MLflow, Evidently or BentoML): registering and activating 'fraud_local'.")
+        echo(register_stack("local", activate=True).summary())
+        stack = Client().active_stack
+        missing = _missing(stack)
+    if missing:
+        raise StackNotReadyError(
+            f"the active stack {stack.name!r} lacks {', '.join(missing)}; "
+            "run `python run.py --stack local` or add the components to your stack"
+        )
+    return stack
+
+
+def mlflow_tracking_uri(stack: Stack | None = None) -> str:
+    stack = stack or Client().active_stack
+    return stack.experiment_tracker.get_tracking_uri()
+
+
+def ensure_experiment(name: str, stack: Stack | None = None) -> str:
+    """Create the MLflow experiment ``name`` with its artifacts next to a local store.
+
+    With a ``sqlite:///`` tracking URI and no artifact root, MLflow would write run artifacts to
+    ``./mlruns`` of whatever directory the process runs in; ZenML's tracker creates experiments that
+    way. Creating the experiment first, with ``artifacts/`` beside the database, keeps them together.
+    A remote tracking server chooses its own artifact location.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    tracking_uri = mlflow_tracking_uri(stack)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if tracking_uri.startswith("sqlite:///"):
+        database = Path(tracking_uri.removeprefix("sqlite:///"))
+        artifact_location = (database.parent / "artifacts").as_uri()
+        database.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    return client.create_experiment(name, artifact_location=artifact_location)
