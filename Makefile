@@ -46,6 +46,9 @@ lock: ## Re-resolve requirements.txt into requirements.lock (Python 3.11, Linux 
 stack-local: $(STAMP) ## Register and activate the local stack (MLflow, Evidently, BentoML)
 	$(PY) run.py --stack local
 
+eda: $(STAMP) ## Execute notebooks 01-03 headless (EDA_ROWS=N for a sample); notebooks + HTML in reports/eda/
+	./run_eda_simple.sh
+
 dashboard: $(STAMP) ## Start the ZenML dashboard on http://127.0.0.1:8237
 	$(VENV)/bin/zenml login --local
 
