@@ -33,17 +33,6 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-# Actions whose issue has not landed yet: the flag exists, and says so instead of pretending.
-NOT_YET_AVAILABLE = {
-    "monitoring": "the monitoring pipeline (issue #5)",
-}
-
-
-def _not_yet(action: str) -> None:
-    click.echo(f"error: {NOT_YET_AVAILABLE[action]} has not landed yet; nothing was run.", err=True)
-    sys.exit(2)
-
-
 def _generate_data(rows: int, seed: int, scenario: str, strength: float | None, out: Path) -> None:
     from fraud_detection import schema, synthetic
     from fraud_detection.loader import write_transactions_csv
@@ -167,6 +156,48 @@ def _retrain_and_serve(config_path: Path | None, data_path: Path | None, no_cach
     _stop_serving()
 
 
+def _monitoring(config_path: Path | None, data_path: Path | None) -> dict:
+    """Monitor the latest traffic; retrain, promote and redeploy when the policy says so."""
+    from pipelines.loop import monitor_and_retrain
+    from pipelines.monitoring import EXPERIMENT
+
+    monitoring = _sections("monitoring", config_path, None)
+    training = _sections("training", None, data_path)
+    deployment = _sections("deployment", None, None).get("deployment") or {}
+    _prepare_stack(EXPERIMENT)
+    from pipelines.stack_support import ensure_experiment
+
+    ensure_experiment("training_pipeline")
+    return monitor_and_retrain(monitoring, training, deployment, click.echo)
+
+
+def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength: float | None, config_path: Path | None) -> None:
+    """Send generated transactions of a scenario to the live service; their labels arrive later."""
+    from fraud_detection.config import build
+    from fraud_detection.deployment_config import DeploymentConfig
+    from fraud_detection.traffic import LabelDelay, print_progress, simulate
+
+    sections = _sections("monitoring", config_path, None)
+    settings = dict(sections.get("simulate") or {})
+    deployment = build(DeploymentConfig, _sections("deployment", None, None).get("deployment"), "deployment")
+    result = simulate(
+        settings.get("url") or deployment.url,
+        scenario=scenario,
+        rows=rows,
+        rate=rate,
+        seed=seed,
+        strength=strength,
+        day=int(settings.get("day", 2)),
+        batch_size=settings.get("batch_size"),
+        label_delay=LabelDelay.from_mapping(settings.get("label_delay")),
+        api_key=os.environ.get("FRAUD_API_KEY") or None,
+        progress=print_progress,
+    )
+    click.echo(result.summary())
+    if result.errors:
+        sys.exit(1)
+
+
 def _rollback() -> None:
     from pipelines.rollback import RollbackError, rollback_champion
 
@@ -188,10 +219,22 @@ def _where_to_look(service_url: str | None = None) -> None:
 
 
 def _main_job(config_path: Path | None, data_path: Path | None, no_cache: bool) -> None:
-    """Everything that has landed, in order: training, then deployment of the champion."""
+    """The whole loop once: train, deploy, send a day of traffic, monitor it (retrain and redeploy if needed).
+
+    The traffic's scenario is ``main_job.scenario`` in configs/monitoring.yaml (a new fraud pattern by
+    default, so the run shows the loop reacting: drift -> retraining -> promotion -> redeployment).
+    """
     _training(config_path, data_path, no_cache)
     record = _deployment(None)
-    click.echo("\nMonitoring joins the main job when its issue lands (#5).")
+    main_job = _sections("monitoring", None, None).get("main_job") or {}
+    scenario = main_job.get("scenario", "new_fraud_pattern")
+    click.echo(f"\nSimulating a day of {scenario} traffic to {record['url']} ...")
+    _simulate(scenario, int(main_job.get("rows", 142_403)), None, int(main_job.get("seed", 2)),
+              main_job.get("strength"), None)
+    click.echo("\nMonitoring the traffic ...")
+    outcome = _monitoring(None, data_path)
+    served = (outcome.get("deployment") or record)["model_version"]
+    click.echo(f"\nThe service on {record['url']} serves model {served}.")
     _where_to_look(record["url"])
 
 
@@ -214,6 +257,8 @@ def _activate_stack(name: str) -> None:
     "--retrain-and-serve", "action", flag_value="retrain_and_serve",
     help="Train, deploy and serve in the foreground until Ctrl-C.",
 )
+@click.option("--simulate", "action", flag_value="simulate", help="Send --rows transactions of --scenario to the live service (labels arrive later).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Requests per second for --simulate (default: as fast as the service answers).")
 @click.option("--stop-serving", "action", flag_value="stop_serving", help="Stop the local scoring service(s) and the gateway on :3000.")
 @click.option("--rollback", "action", flag_value="rollback", help="Give the champion role back to the previous champion.")
 @click.option("--generate-data", "action", flag_value="generate_data", help="Write a synthetic file in the Kaggle format (with --out).")
@@ -228,10 +273,10 @@ def _activate_stack(name: str) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Use this YAML instead of the pipeline's configs/<pipeline>.yaml.")
 @click.option("--data", "data_path", type=click.Path(path_type=Path, dir_okay=False), help="Use a real creditcard.csv instead of the synthetic default.")
 @click.option("--no-cache", is_flag=True, help="Run every step even if ZenML has a cached result.")
-@click.option("--rows", type=click.IntRange(min=1), default=284_807, show_default=True, help="Rows for --generate-data.")
-@click.option("--seed", type=int, default=7, show_default=True, help="Random seed for --generate-data.")
-@click.option("--scenario", default="none", show_default=True, help="Drift scenario for --generate-data (see fraud_detection/synthetic.py).")
-@click.option("--strength", type=float, default=None, help="Scenario strength for --generate-data (default: the scenario's own).")
+@click.option("--rows", type=click.IntRange(min=1), default=None, help="Rows for --generate-data (default 284,807) or --simulate (default 5,000).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed for --generate-data and --simulate.")
+@click.option("--scenario", default="none", show_default=True, help="Drift scenario for --generate-data and --simulate (see fraud_detection/synthetic.py).")
+@click.option("--strength", type=float, default=None, help="Scenario strength for --generate-data and --simulate (default: the scenario's own).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="Output file for --generate-data.")
 def main(
     action: str | None,
@@ -240,7 +285,8 @@ def main(
     config_path: Path | None,
     data_path: Path | None,
     no_cache: bool,
-    rows: int,
+    rows: int | None,
+    rate: float | None,
     seed: int,
     scenario: str,
     strength: float | None,
@@ -265,7 +311,7 @@ def main(
 
         if scenario not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}", param_hint="--scenario")
-        _generate_data(rows, seed, scenario, strength, out_path)
+        _generate_data(rows or 284_807, seed, scenario, strength, out_path)
     elif action is None:
         _main_job(config_path, data_path, no_cache)
     elif action == "training":
@@ -279,8 +325,17 @@ def main(
         _retrain_and_serve(config_path, data_path, no_cache)
     elif action == "stop_serving":
         _stop_serving()
-    else:
-        _not_yet(action)
+    elif action == "monitoring":
+        _monitoring(config_path, data_path)
+        _where_to_look()
+    elif action == "simulate":
+        from fraud_detection.synthetic import SCENARIOS
+
+        if scenario not in SCENARIOS:
+            raise click.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}", param_hint="--scenario")
+        _simulate(scenario, rows or 5000, rate, seed, strength, config_path)
+    else:  # pragma: no cover - click only passes the flag values above
+        raise click.UsageError(f"unknown action {action!r}")
 
 
 if __name__ == "__main__":

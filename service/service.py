@@ -34,10 +34,11 @@ from starlette.responses import Response
 from fraud_detection import contract
 from fraud_detection.append_log import LogSettings
 from fraud_detection.config import pipeline_config
-from fraud_detection.prediction_log import DEFAULT_SETTINGS, PredictionLog
 from fraud_detection.contract import UNAVAILABLE, ContractError
+from fraud_detection.prediction_log import DEFAULT_SETTINGS, PredictionLog
 from fraud_detection.schema import TRANSACTION_FIELDS
 from service.guard import REQUEST_ID, GuardMiddleware
+from service.metrics import observe_scores
 from service.model_store import MODEL_DIR_ENV, ModelUnavailable, ServedModel, load_served_model, model_tag, stored_model
 from service.schemas import (
     BatchResponse,
@@ -77,31 +78,6 @@ def make_recorder() -> PredictionLog:
     """
     section = pipeline_config("deployment", os.environ.get(CONFIG_ENV) or None).get("prediction_log")
     return PredictionLog(settings=LogSettings.from_mapping(section, "prediction_log", DEFAULT_SETTINGS))
-
-
-# Model health for Prometheus, next to BentoML's own request metrics (latency, in-flight, status).
-PREDICTIONS = bentoml.metrics.Counter(
-    name="fraud_predictions_total", documentation="Transactions scored, by model version", labelnames=["model_version"]
-)
-ALERTS = bentoml.metrics.Counter(
-    name="fraud_alerts_total", documentation="Transactions flagged as fraud, by model version", labelnames=["model_version"]
-)
-SCORES = bentoml.metrics.Histogram(
-    name="fraud_score",
-    documentation="Calibrated fraud probability of scored transactions, by model version",
-    labelnames=["model_version"],
-    buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0),
-)
-
-
-def _observe(version: str, probability: np.ndarray, flags: np.ndarray) -> None:
-    PREDICTIONS.labels(model_version=version).inc(len(probability))
-    alerts = int(flags.sum())
-    if alerts:
-        ALERTS.labels(model_version=version).inc(alerts)
-    histogram = SCORES.labels(model_version=version)
-    for value in probability[:: max(1, len(probability) // 100)]:  # a bounded sample of big batches
-        histogram.observe(float(value))
 
 
 def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -189,7 +165,7 @@ class FraudService:
         self.recorder.append_batch(
             x, probability, flags, model_version=served.version, request_id=REQUEST_ID.get(), threshold=scorer.threshold
         )
-        _observe(served.version, probability, flags)
+        observe_scores(served.version, probability, flags)
         return probability, flags, why
 
     @bentoml.api(route="/predict", input_spec=raw_body_spec(_DOCUMENTS["predict"]), output_spec=PredictResponse)

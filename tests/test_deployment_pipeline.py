@@ -11,6 +11,7 @@ import pytest
 
 from fraud_detection import registry
 from fraud_detection.config import pipeline_config
+from fraud_detection.prediction_log import read_window
 from fraud_detection.smoke import smoke_transactions
 from pipelines.deployment import deployment_pipeline
 from pipelines.rollback import zenml_version_of
@@ -59,7 +60,8 @@ def test_deployment_brings_up_a_service_that_honours_the_contract(deployment_sec
     url = record["url"]
     assert httpx.get(f"{url}/readyz").status_code == 200
     info = httpx.get(f"{url}/model").json()
-    assert info["model_version"] == record["model_version"] == "v1"
+    champion = registry.alias_version("champion", tracking_uri=mlflow_tracking_uri())
+    assert info["model_version"] == record["model_version"] == f"v{champion}"
     assert info["metrics"]["average_precision"] > 0
     fraud_like, ordinary = smoke_transactions()
     body = httpx.post(f"{url}/predict", json={"transaction": fraud_like}).json()
@@ -67,6 +69,11 @@ def test_deployment_brings_up_a_service_that_honours_the_contract(deployment_sec
     assert len(body["reasons"]) == 3
     bad = httpx.post(f"{url}/predict", json={"transaction": {**ordinary, "Amount": -1}})
     assert bad.status_code == 422 and "Amount" in bad.text
+    # Every scored transaction is in the prediction log, and the model's health is on /metrics.
+    logged = read_window()
+    assert (logged["model_version"] == f"v{champion}").sum() >= 3
+    metrics = httpx.get(f"{url}/metrics").text
+    assert f'fraud_predictions_total{{model_version="v{champion}"}}' in metrics and "fraud_score_bucket" in metrics
     # The deployed version is recorded on the ZenML model's production version.
     production = zenml_version_of(record["registry_version"])
     assert production.run_metadata["deployment"]["url"] == url
@@ -75,6 +82,7 @@ def test_deployment_brings_up_a_service_that_honours_the_contract(deployment_sec
 def test_redeploying_a_new_champion_loses_no_request_and_leaves_no_stray_server(deployment_section):
     url = f"http://{deployment_section['host']}:{deployment_section['port']}"
     first_backend = gateway_control.active_backend(deployment_section["host"], deployment_section["port"])
+    served_before = httpx.get(f"{url}/model").json()["model_version"]
     assert first_backend is not None, "the previous test deployed a service"
     # A second model becomes champion (a retrained model that beat the first, as far as serving is concerned).
     second = training_pipeline(**small_training_sections(seed=8)).steps["register_and_promote"].outputs[
@@ -112,7 +120,7 @@ def test_redeploying_a_new_champion_loses_no_request_and_leaves_no_stray_server(
             thread.join()
 
     assert not errors, errors[:5]
-    assert versions[0] == "v1" and versions[-1] == record["model_version"] == f"v{second['mlflow_version']}"
+    assert versions[0] == served_before and versions[-1] == record["model_version"] == f"v{second['mlflow_version']}"
     assert record["previous_backend"] == first_backend and record["backend"] != first_backend
     assert httpx.get(f"{url}/model").json()["model_version"] == record["model_version"]
     old_port = int(first_backend.rsplit(":", 1)[1])

@@ -1,0 +1,25 @@
+"""Monitoring: the champion's training data vs the latest scored traffic -> quality, drift, performance -> decision."""
+
+from __future__ import annotations
+
+from zenml import Model, pipeline
+from zenml.enums import ModelStages
+
+from fraud_detection.registry import MODEL_NAME
+from steps.monitoring.assess_window import assess_window
+from steps.monitoring.check_quality import check_data_quality
+from steps.monitoring.load_reference import load_reference
+from steps.monitoring.read_window import read_current_window
+from steps.monitoring.record_decision import record_decision
+
+EXPERIMENT = "monitoring_pipeline"
+
+
+@pipeline(enable_cache=False, model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION))
+def monitoring_pipeline(monitoring_config: dict) -> None:
+    """``monitoring_config``: the monitoring, drift and policy sections of configs/monitoring.yaml."""
+    reference = load_reference()
+    current, labelled = read_current_window(window_rows=int(monitoring_config["monitoring"]["window_rows"]))
+    quality = check_data_quality(current, reference)
+    report, summary, decision = assess_window(reference, current, labelled, quality, monitoring_config=monitoring_config)
+    record_decision(decision, summary, quality)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from fraud_detection.label_store import labelled_window, read_labels
+from fraud_detection.prediction_log import read_window
+from materializers.transactions import TransactionsMaterializer
+
+
+@step(enable_cache=False, output_materializers=TransactionsMaterializer)
+def read_current_window(window_rows: int) -> tuple[
+    Annotated[pd.DataFrame, "current_window"], Annotated[pd.DataFrame, "labelled_window"]
+]:
+    """The latest ``window_rows`` scored transactions of the prediction log, and those labelled by now."""
+    log = read_window()
+    if log.empty:
+        raise RuntimeError("the prediction log is empty: send traffic to the service first (python run.py --simulate)")
+    current = log.tail(window_rows).reset_index(drop=True)
+    now = time.time()
+    labelled = labelled_window(current, read_labels(known_by=now), as_of=now)
+    log_metadata(
+        {
+            "rows": len(current),
+            "labelled_rows": len(labelled),
+            "labelled_frauds": int(labelled["Class"].sum()) if len(labelled) else 0,
+            "model_versions": sorted(map(str, current["model_version"].unique())),
+            "from": float(current["logged_at"].min()),
+            "to": float(current["logged_at"].max()),
+        },
+        infer_artifact=True,
+        artifact_name="current_window",
+    )
+    return current, labelled
