@@ -1,0 +1,62 @@
+"""Monitoring: drift of scored traffic against the champion's reference, labelled performance,
+and the retraining policy (pure domain code: no ZenML here; the pipeline wraps it).
+
+* :mod:`.drift` - data quality, feature drift, prediction (score) drift and alert rate, with the
+  reference stratified by hour of day (Evidently 0.7 report);
+* :mod:`.performance` - metrics on the labelled part, fraud rate, new-fraud-pattern check;
+* :mod:`.policy` - ``configs/monitoring.yaml`` and :func:`decide` (retrain or not, and why);
+* :mod:`.calibrate` - thresholds calibrated on no-change windows
+  (``python -m fraud_detection.monitoring.calibrate``).
+"""
+
+from fraud_detection.monitoring.drift import (
+    MONITORED_FEATURES,
+    DataQuality,
+    DriftConfig,
+    DriftResult,
+    MonitoringInputError,
+    Reference,
+    check_quality,
+    detect_drift,
+    hour_of_day,
+    match_hours,
+)
+from fraud_detection.monitoring.performance import (
+    LabelledPerformance,
+    NoveltyIndex,
+    PerformanceResult,
+    assess_labelled,
+    compare_to_champion,
+    performance_on_labelled,
+)
+from fraud_detection.monitoring.policy import (
+    Decision,
+    MonitoringConfig,
+    MonitoringPolicy,
+    decide,
+    load_monitoring_config,
+)
+
+__all__ = [
+    "MONITORED_FEATURES",
+    "DataQuality",
+    "Decision",
+    "DriftConfig",
+    "DriftResult",
+    "LabelledPerformance",
+    "MonitoringConfig",
+    "MonitoringInputError",
+    "MonitoringPolicy",
+    "NoveltyIndex",
+    "PerformanceResult",
+    "Reference",
+    "assess_labelled",
+    "check_quality",
+    "compare_to_champion",
+    "decide",
+    "detect_drift",
+    "hour_of_day",
+    "load_monitoring_config",
+    "match_hours",
+    "performance_on_labelled",
+]

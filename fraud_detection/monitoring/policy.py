@@ -1,0 +1,287 @@
+"""The retraining policy: which monitoring findings trigger a retrain, with the reasons named.
+
+A window triggers retraining when any enabled check fires (each check's threshold is calibrated on
+no-change data so that all checks together rarely fire without a change, see
+:mod:`fraud_detection.monitoring.calibrate`):
+
+* **feature drift**: the share of drifted features reaches ``drift.drift_share``;
+* **prediction drift**: the score distribution drifts past ``drift.score_threshold``;
+* **alert rate**: more alerts than the reference at the same hours (one-sided p-value);
+* **fraud rate**: more labelled frauds than the reference at the same hours (one-sided p-value);
+* **new fraud pattern**: at least ``min_novel_frauds`` labelled frauds the model missed that lie
+  outside the reference frauds' region;
+* **performance**, only on at least ``min_labelled_frauds`` labelled frauds (recall and AP of a
+  handful of frauds say nothing): recall at the threshold below the champion's (binomial
+  p-value) or below ``min_recall``; average precision more than ``max_ap_drop`` below the
+  champion's.
+
+Data that fails the schema checks never triggers a retrain (training on broken data would make
+things worse): the decision is "none" with an alarm naming the problems.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fraud_detection.config import ConfigError, DataConfig, build, pipeline_config
+from fraud_detection.monitoring.drift import P_VALUE_METHODS, DriftConfig, DriftResult
+from fraud_detection.monitoring.performance import PerformanceResult
+
+__all__ = [
+    "ACTIONS",
+    "Decision",
+    "MonitoringConfig",
+    "MonitoringPolicy",
+    "MonitoringSettings",
+    "decide",
+    "load_monitoring_config",
+]
+
+ACTIONS = ("retrain", "none")
+
+
+@dataclass(frozen=True)
+class MonitoringPolicy:
+    """The ``policy`` section of configs/monitoring.yaml."""
+
+    retrain_on_feature_drift: bool = True
+    retrain_on_prediction_drift: bool = True
+    # One-sided p-values below which an excess of alerts / labelled frauds triggers (null = off).
+    max_alert_rate_p_value: float | None = 1e-4
+    max_fraud_rate_p_value: float | None = 1e-4
+    # Novel missed frauds needed to trigger (null = off).
+    min_novel_frauds: int | None = 1
+    # Performance checks judge windows with at least this many labelled frauds.
+    min_labelled_frauds: int = 20
+    max_recall_p_value: float | None = 1e-3
+    min_recall: float | None = None
+    max_ap_drop: float | None = 0.3
+    # Data that fails the schema checks blocks retraining (and raises an alarm).
+    block_on_data_quality: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_alert_rate_p_value", "max_fraud_rate_p_value", "max_recall_p_value"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"policy.{name} must be a probability in [0, 1] or null, got {value!r}")
+        for name in ("min_recall", "max_ap_drop"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"policy.{name} must be in [0, 1] or null, got {value!r}")
+        if self.min_novel_frauds is not None and self.min_novel_frauds < 1:
+            raise ConfigError(f"policy.min_novel_frauds must be >= 1 or null, got {self.min_novel_frauds}")
+        if self.min_labelled_frauds < 1:
+            raise ConfigError(f"policy.min_labelled_frauds must be >= 1, got {self.min_labelled_frauds}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``action`` is "retrain" or "none"; ``reasons`` name what triggered it."""
+
+    action: str
+    reasons: tuple[str, ...]
+    triggers: dict[str, bool]
+    notes: tuple[str, ...] = ()  # checks that could not judge (too few labels, no scores, ...)
+    alarms: tuple[str, ...] = ()  # needs a human: e.g. broken data blocked a retrain
+
+    @property
+    def retrain(self) -> bool:
+        return self.action == "retrain"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "reasons": list(self.reasons),
+            "triggers": dict(self.triggers),
+            "notes": list(self.notes),
+            "alarms": list(self.alarms),
+        }
+
+
+def _p(value: float) -> str:
+    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def _drift_reasons(drift: DriftResult, policy: MonitoringPolicy, triggers: dict, reasons: list, notes: list) -> None:
+    names = drift.drifted_features
+    triggers["feature_drift"] = policy.retrain_on_feature_drift and drift.dataset_drift
+    if triggers["feature_drift"]:
+        method = next(iter(drift.features.values())).method
+        reasons.append(
+            f"feature drift on {', '.join(names)} ({len(names)}/{len(drift.features)} features, "
+            f"share {drift.share_drifted:.2f} >= {drift.drift_share:.2f}; {method} against calibrated thresholds)"
+        )
+    elif names:
+        notes.append(
+            f"{len(names)}/{len(drift.features)} features past their threshold ({', '.join(names)}): "
+            f"share {drift.share_drifted:.2f} < {drift.drift_share:.2f}, no dataset drift"
+        )
+
+    score = drift.score_drift
+    triggers["prediction_drift"] = bool(policy.retrain_on_prediction_drift and score is not None and score.drifted)
+    if triggers["prediction_drift"]:
+        relation = "<" if score.method in P_VALUE_METHODS else ">="
+        reasons.append(f"prediction drift: score {score.method} {score.score:.3g} {relation} {score.threshold:.3g}")
+    elif score is None:
+        notes.append("prediction drift not checked: no scores")
+
+    alerts = drift.alert_rate
+    limit = policy.max_alert_rate_p_value
+    triggers["alert_rate"] = bool(alerts is not None and limit is not None and alerts.p_value < limit)
+    if triggers["alert_rate"]:
+        reasons.append(
+            f"alert rate {alerts.rate:.2%} vs {alerts.reference_rate:.2%} in the reference at these hours "
+            f"({alerts.observed} alerts, {alerts.expected:.1f} expected; p = {_p(alerts.p_value)} < {_p(limit)})"
+        )
+
+
+def _label_reasons(
+    performance: PerformanceResult | None, policy: MonitoringPolicy, triggers: dict, reasons: list, notes: list
+) -> None:
+    for key in ("fraud_rate", "novel_frauds", "recall", "average_precision"):
+        triggers[key] = False
+    if performance is None:
+        notes.append("no labelled rows yet: fraud rate, new fraud pattern and performance not checked")
+        return
+    perf = performance.performance
+
+    rate, limit = performance.fraud_rate, policy.max_fraud_rate_p_value
+    if rate is not None and limit is not None and rate.p_value < limit:
+        triggers["fraud_rate"] = True
+        reasons.append(
+            f"fraud rate {rate.rate:.2%} among {rate.rows:,} labelled rows vs {rate.reference_rate:.2%} "
+            f"in the reference at these hours ({rate.observed} frauds, {rate.expected:.1f} expected; "
+            f"p = {_p(rate.p_value)} < {_p(limit)})"
+        )
+
+    novelty = performance.novelty
+    if novelty is not None and policy.min_novel_frauds is not None and novelty.n_novel_missed >= policy.min_novel_frauds:
+        triggers["novel_frauds"] = True
+        reasons.append(
+            f"new fraud pattern: {novelty.n_novel_missed} of {novelty.n_frauds} labelled frauds were missed "
+            f"(score < {perf.threshold:.3g}) and lie among legitimate payments outside the reference frauds' "
+            f"region ({novelty.neighbours}-NN distance to reference frauds > {novelty.distance_threshold:.2f}, "
+            f"{novelty.distance_factor:g} x their median, and > {novelty.legit_ratio:g} x the distance to "
+            f"legitimate payments; on {', '.join(novelty.features)})"
+        )
+    elif novelty is None and policy.min_novel_frauds is not None:
+        notes.append("new fraud pattern not checked: the reference has too few frauds")
+
+    if perf.n_frauds < policy.min_labelled_frauds:
+        notes.append(
+            f"performance not judged: {perf.n_frauds} labelled frauds < {policy.min_labelled_frauds} required"
+        )
+        return
+    champion = performance.champion
+    recall_low = policy.min_recall is not None and perf.recall < policy.min_recall
+    p_recall, limit = performance.recall_p_value, policy.max_recall_p_value
+    recall_unlikely = p_recall is not None and limit is not None and p_recall < limit
+    if recall_low or recall_unlikely:
+        triggers["recall"] = True
+        parts = []
+        if recall_low:
+            parts.append(f"< {policy.min_recall:.2f}")
+        if recall_unlikely:
+            parts.append(f"< champion's {champion['recall']:.2f} (binomial p = {_p(p_recall)} < {_p(limit)})")
+        reasons.append(
+            f"recall at threshold {perf.threshold:.3g} = {perf.recall:.2f} {' and '.join(parts)} "
+            f"on {perf.n_frauds} labelled frauds"
+        )
+    if (
+        policy.max_ap_drop is not None
+        and "average_precision" in champion
+        and math.isfinite(perf.average_precision)
+        and perf.average_precision < champion["average_precision"] - policy.max_ap_drop
+    ):
+        triggers["average_precision"] = True
+        reasons.append(
+            f"average precision {perf.average_precision:.2f} < champion's {champion['average_precision']:.2f} "
+            f"- {policy.max_ap_drop:.2f} on {perf.n_frauds} labelled frauds"
+        )
+
+
+def decide(
+    drift_result: DriftResult, performance: PerformanceResult | None, policy: MonitoringPolicy | None = None
+) -> Decision:
+    """Apply the policy to a window's drift result and (optional) labelled performance."""
+    policy = policy or MonitoringPolicy()
+    triggers: dict[str, bool] = {}
+    reasons: list[str] = []
+    notes: list[str] = []
+    alarms: list[str] = []
+    _drift_reasons(drift_result, policy, triggers, reasons, notes)
+    _label_reasons(performance, policy, triggers, reasons, notes)
+    quality = drift_result.quality
+    triggers["data_quality"] = not quality.passed
+    if not quality.passed:
+        message = f"data quality failed on the current window: {'; '.join(quality.problems)}"
+        if policy.block_on_data_quality:
+            alarms.append(message + " - retraining blocked until the data is fixed")
+            return Decision("none", (), triggers, tuple(notes + [f"would have retrained: {r}" for r in reasons]), tuple(alarms))
+        notes.append(message)
+    return Decision("retrain" if reasons else "none", tuple(reasons), triggers, tuple(notes), tuple(alarms))
+
+
+# --------------------------------------------------------------------------------------------
+# configs/monitoring.yaml
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """How the thresholds were calibrated (``monitoring.calibration``); recorded for reproducibility."""
+
+    seed: int = 1000
+    days: int = 40
+    rows_per_day: int = 142_403
+    target_false_alarm_rate: float = 0.02
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """The ``monitoring`` section."""
+
+    # The current window: the latest window_rows scored transactions of the prediction log.
+    window_rows: int = 5000
+    # The window is judged label_wait_days after its last transaction, on the labels known then.
+    label_wait_days: float = 7.0
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+
+    def __post_init__(self) -> None:
+        if self.window_rows < 100:
+            raise ConfigError(f"monitoring.window_rows must be >= 100, got {self.window_rows}")
+        if self.label_wait_days < 0:
+            raise ConfigError(f"monitoring.label_wait_days must be >= 0, got {self.label_wait_days}")
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    monitoring: MonitoringSettings
+    drift: DriftConfig
+    policy: MonitoringPolicy
+    data: DataConfig | None = None  # the reference data (added by the monitoring pipeline)
+
+    @classmethod
+    def from_mapping(cls, content: dict[str, Any] | None) -> "MonitoringConfig":
+        content = dict(content or {})
+        known = {"monitoring", "drift", "policy", "data"}
+        # Sections of configs/monitoring.yaml that run.py and the loop read (traffic, retraining).
+        content = {k: v for k, v in content.items() if k not in ("simulate", "retraining", "main_job")}
+        unknown = sorted(set(content) - known)
+        if unknown:
+            raise ConfigError(f"monitoring config: unknown section(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        section = dict(content.get("monitoring") or {})
+        calibration = build(CalibrationSettings, section.pop("calibration", None), "monitoring.calibration")
+        monitoring = build(MonitoringSettings, {**section, "calibration": calibration}, "monitoring")
+        drift = build(DriftConfig, content.get("drift"), "drift")
+        policy = build(MonitoringPolicy, content.get("policy"), "policy")
+        data = DataConfig.from_mapping(content["data"]) if "data" in content else None
+        return cls(monitoring=monitoring, drift=drift, policy=policy, data=data)
+
+
+def load_monitoring_config(path: str | Path | None = None) -> MonitoringConfig:
+    """Parse configs/monitoring.yaml (or ``path``); unknown keys are errors that name them."""
+    return MonitoringConfig.from_mapping(pipeline_config("monitoring", path))
