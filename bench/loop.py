@@ -26,25 +26,12 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = Path(tempfile.mkdtemp(prefix="fraud-bench-loop-"))
-os.environ.update(
-    {
-        "ZENML_CONFIG_PATH": str(SANDBOX / "zenml-config"),
-        "ZENML_REPOSITORY_PATH": str(SANDBOX / "zenml-repo"),
-        "ZENML_CUSTOM_SOURCE_ROOT": str(PROJECT_ROOT),
-        "ZENML_ANALYTICS_OPT_IN": "false",
-        "ZENML_AUTO_OPEN_DASHBOARD": "false",
-        "ZENML_LOGGING_VERBOSITY": "WARN",
-        "BENTOML_HOME": str(SANDBOX / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "FRAUD_STATE_DIR": str(SANDBOX / "state"),
-        "FRAUD_DATA_DIR": str(SANDBOX / "data"),
-        "FRAUD_REPORTS_DIR": str(SANDBOX / "reports"),
-        "GIT_PYTHON_REFRESH": "quiet",
-    }
-)
-(SANDBOX / "zenml-repo").mkdir(parents=True, exist_ok=True)
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
+
+from fraud_detection.sandbox import isolate  # noqa: E402 - before any tool is imported
+
+isolate(SANDBOX)
 
 import httpx  # noqa: E402
 
