@@ -16,7 +16,6 @@ Prints progress and ONE JSON object on its last line; writes ``bench/results/loo
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import tempfile
