@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from fraud_detection.contract import service_config
 from fraud_detection.paths import PROJECT_ROOT
 from fraud_detection.scorer import FraudScorer
 from service.model_store import MODEL_TAG_ENV, save_to_model_store
+from steps.deployment.environment import environment
 
 BENTOFILE = PROJECT_ROOT / "service" / "bentofile.yaml"
 
@@ -25,12 +25,13 @@ def build_bento(
         champion_scorer, name=config.model_name, labels={"registry_version": str(champion_info["registry_version"])}
     )
     # The service declares exactly this model, so the build packs it (and serving loads it).
-    os.environ[MODEL_TAG_ENV] = str(stored.tag)
-    sys.modules.pop("service.service", None)  # re-import the service with this tag
-    bento = bentoml.bentos.build_bentofile(
-        str(BENTOFILE),
-        build_ctx=str(PROJECT_ROOT),
-        labels={"model_tag": str(stored.tag), "model_uri": champion_info["model_uri"]},
-    )
+    with environment(MODEL_TAG_ENV, str(stored.tag)):
+        sys.modules.pop("service.service", None)  # re-import the service with this tag
+        bento = bentoml.bentos.build_bentofile(
+            str(BENTOFILE),
+            build_ctx=str(PROJECT_ROOT),
+            labels={"model_tag": str(stored.tag), "model_uri": champion_info["model_uri"]},
+        )
+        sys.modules.pop("service.service", None)  # nobody else sees the service built with it
     log_metadata({"bento": str(bento.tag), "model_tag": str(stored.tag)}, infer_artifact=True)
     return bento

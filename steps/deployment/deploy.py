@@ -22,6 +22,7 @@ from fraud_detection.registry import MODEL_NAME
 from fraud_detection.smoke import SmokeTestError, smoke_test, wait_ready
 from service import gateway_control
 from service.model_store import MODEL_TAG_ENV
+from steps.deployment.environment import environment
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,6 @@ def deploy_bento(
         logger.info("stopping the stale service on port %d", port)
         stop_service(deployer, stale)
 
-    os.environ[MODEL_TAG_ENV] = bento.info.labels["model_tag"]  # the daemon inherits it: serve exactly this model
     service_config = BentoMLLocalDeploymentConfig(
         model_name=MODEL_NAME,
         model_uri=champion_info["model_uri"],
@@ -111,15 +111,16 @@ def deploy_bento(
         run_name=context.pipeline_run.name,
     )
     started = time.monotonic()
-    service = cast(
-        BentoMLLocalDeploymentService,
-        deployer.deploy_model(
-            service_config,
-            service_type=BentoMLLocalDeploymentService.SERVICE_TYPE,
-            continuous_deployment_mode=True,
-            timeout=int(config.start_timeout_seconds),
-        ),
-    )
+    with environment(MODEL_TAG_ENV, bento.info.labels["model_tag"]):  # the daemon inherits it: serve exactly this model
+        service = cast(
+            BentoMLLocalDeploymentService,
+            deployer.deploy_model(
+                service_config,
+                service_type=BentoMLLocalDeploymentService.SERVICE_TYPE,
+                continuous_deployment_mode=True,
+                timeout=int(config.start_timeout_seconds),
+            ),
+        )
     # ZenML can report success for a server that never started: believe only the server itself.
     try:
         wait_ready(backend, config.start_timeout_seconds - (time.monotonic() - started),
