@@ -21,7 +21,7 @@ def _log_trials(searches) -> None:
         for trial in search.trials:
             with mlflow.start_run(run_name=f"{search.name} trial {trial.number}", nested=True):
                 mlflow.set_tags({"candidate": search.name, "trial": trial.number, "state": trial.state})
-                mlflow.log_params({k: v for k, v in trial.params.items()})
+                mlflow.log_params(trial.params)
                 metrics = {"trial_seconds": trial.seconds}
                 if trial.cv_ap is not None:
                     metrics["cv_average_precision"] = trial.cv_ap
