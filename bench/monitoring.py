@@ -18,6 +18,11 @@ Figures:
 * ``power_<scenario>``: share of that scenario's windows that trigger retraining;
 * ``false_alarm_rate``: share of ``none`` windows that trigger (with a Wilson 95 % interval);
 * per-check trigger rates, power and false alarms for several label waits;
+* ``power_ceiling_new_fraud_pattern``: the power no detector can exceed on these windows. A
+  window of the scenario in which no new-pattern fraud occurs is drawn from exactly the ``none``
+  distribution (legitimate payments and the fraud rate are unchanged), so the best possible power
+  is the share of windows holding at least one new-pattern fraud: ``1 - mean(0.5 ** frauds)`` at
+  strength 0.5, and ``1 - mean(0.5 ** labelled frauds)`` for a detector that needs the label;
 * ``false_alarm_rate_without_hour_matching``: the same ``none`` windows against the whole
   reference (no stratification by hour of day): what the day/night rhythm does to the checks;
 * ``evidently_defaults``: Evidently's DataDriftPreset with its defaults on a few ``none`` windows;
@@ -116,9 +121,9 @@ def evidently_defaults(reference, windows, rows: int, seed: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Monitoring detection power and false alarms")
-    parser.add_argument("--none-days", type=int, default=50, help="days of no-change traffic (2 windows a day)")
+    parser.add_argument("--none-days", type=int, default=75, help="days of no-change traffic (2 windows a day)")
     parser.add_argument("--none-per-day", type=int, default=2)
-    parser.add_argument("--shift-days", type=int, default=13, help="days per drift scenario (4 windows a day)")
+    parser.add_argument("--shift-days", type=int, default=25, help="days per drift scenario (4 windows a day)")
     parser.add_argument("--shift-per-day", type=int, default=4)
     parser.add_argument("--seed", type=int, default=5000)
     parser.add_argument("--engine", choices=("evidently", "stattest"), default="evidently")
@@ -212,6 +217,9 @@ def main(argv=None) -> int:
                 f"{w:g}": sum(r["retrain_by_wait"][f"{w:g}"] for r in records) / n for w in waits
             },
             "mean_frauds_per_window": float(np.mean([r["frauds"] for r in records])),
+            "share_of_frauds_labelled": float(
+                sum(r["labelled_frauds"] for r in records) / max(sum(r["frauds"] for r in records), 1)
+            ),
             "mean_labelled_frauds_per_window": float(np.mean([r["labelled_frauds"] for r in records])),
             "start_hours_covered": sorted({int(r["start_hour"]) for r in records}),
             "misses" if scenario != "none" else "false_alarms": [
@@ -220,6 +228,12 @@ def main(argv=None) -> int:
                 if r["retrain"] != (scenario != "none")
             ],
         }
+        if scenario == "new_fraud_pattern":
+            share = synthetic.SCENARIOS[scenario].default_strength  # share of frauds of the new pattern
+            per_scenario[scenario]["power_ceiling"] = 1 - float(np.mean([(1 - share) ** r["frauds"] for r in records]))
+            per_scenario[scenario]["power_ceiling_with_labels"] = 1 - float(
+                np.mean([(1 - share) ** r["labelled_frauds"] for r in records])
+            )
         if scenario == "none":
             fa_unmatched = sum(r["retrain_without_hour_matching"] for r in records)
             per_scenario[scenario]["retrain_rate_without_hour_matching"] = fa_unmatched / n
@@ -236,6 +250,9 @@ def main(argv=None) -> int:
         "power_covariate_shift": per_scenario["covariate_shift"]["retrain_rate"],
         "power_new_fraud_pattern": per_scenario["new_fraud_pattern"]["retrain_rate"],
         "power_fraud_rate_spike": per_scenario["fraud_rate_spike"]["retrain_rate"],
+        "power_ceiling_new_fraud_pattern": per_scenario["new_fraud_pattern"]["power_ceiling"],
+        "power_ceiling_new_fraud_pattern_with_labels": per_scenario["new_fraud_pattern"]["power_ceiling_with_labels"],
+        "power_new_fraud_pattern_ci95": per_scenario["new_fraud_pattern"]["retrain_rate_ci95"],
         "false_alarm_rate": none["retrain_rate"],
         "false_alarm_rate_ci95": none["retrain_rate_ci95"],
         "false_alarm_rate_without_hour_matching": none["retrain_rate_without_hour_matching"],

@@ -246,8 +246,10 @@ class MonitoringSettings:
 
     # The current window: the latest window_rows scored transactions of the prediction log.
     window_rows: int = 5000
-    # The window is judged label_wait_days after its last transaction, on the labels known then.
-    label_wait_days: float = 7.0
+    # The window's labelled checks run label_wait_days after its last transaction, on the labels
+    # known then: legit payments are final after 2 days, chargebacks arrive after ~4 days (median,
+    # log-normal): 87 % of frauds are known after 7 days, 99.4 % after 14.
+    label_wait_days: float = 14.0
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
 
     def __post_init__(self) -> None:
