@@ -143,5 +143,10 @@ def rollback(name: str = MODEL_NAME, tracking_uri: str | None = None) -> RoleCha
     return RoleChange(name, target, CHAMPION, current, (f"rollback from version {current}",))
 
 
+def version_run_id(version: str, name: str = MODEL_NAME, tracking_uri: str | None = None) -> str | None:
+    """The MLflow run that produced ``version`` (unique across stores, unlike the version number)."""
+    return _client(tracking_uri).get_model_version(name, version).run_id
+
+
 def version_tags(version: str, name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict[str, str]:
     return dict(_client(tracking_uri).get_model_version(name, version).tags)

@@ -3,7 +3,8 @@
 The training, deployment and monitoring pipelines need an experiment tracker and a model registry
 (MLflow), a data validator (Evidently) and a model deployer (BentoML). On a fresh machine the active
 stack is ZenML's ``default``, which has none of them: there the project's local stack is registered
-and activated (what a user of ``make run`` expects). Any other stack that lacks a component is an
+and activated (what a user of ``make run`` expects); an active ``fraud_local`` registered by another
+checkout of the project is re-pointed at this one's state folder. Any other stack that lacks a component is an
 error naming what is missing; the user's choice of stack is never silently overridden.
 """
 
@@ -31,10 +32,36 @@ def _missing(stack: Stack) -> list[str]:
     return [f"{kind} ({why})" for kind, why in REQUIRED.items() if getattr(stack, kind) is None]
 
 
+LOCAL_STACK = "fraud_local"
+
+
+def _local_stack_points_elsewhere(stack: Stack) -> str | None:
+    """Why ``fraud_local`` does not use this checkout's state folder, or None if it does.
+
+    The stack lives in ZenML's global config with the absolute paths of the checkout that registered
+    it: a second checkout would otherwise track into, and promote against, the first one's MLflow store.
+    """
+    from fraud_detection import paths
+
+    tracker_uri = getattr(stack.experiment_tracker.config, "tracking_uri", None) if stack.experiment_tracker else None
+    if tracker_uri != paths.mlflow_tracking_uri():
+        return f"its MLflow store is {tracker_uri}, this checkout's is {paths.mlflow_tracking_uri()}"
+    artifacts = str(paths.state_dir() / "zenml-artifacts")
+    if stack.artifact_store.path != artifacts:
+        return f"its artifact store is {stack.artifact_store.path}, this checkout's is {artifacts}"
+    return None
+
+
 def pipeline_stack(echo: Callable[[str], None] = print) -> Stack:
     """The active stack, ready for the project's pipelines (see the module docstring)."""
     client = Client()
     stack = client.active_stack
+    if stack.name == LOCAL_STACK and (elsewhere := _local_stack_points_elsewhere(stack)):
+        from stacks.register import register_stack
+
+        echo(f"The '{LOCAL_STACK}' stack was registered by another checkout ({elsewhere}): re-pointing it here.")
+        register_stack("local", activate=True)
+        stack = Client().active_stack
     missing = _missing(stack)
     if missing and stack.name == "default":
         from stacks.register import register_stack

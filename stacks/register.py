@@ -489,6 +489,11 @@ def register_stack(
             updates = {**{t: [] for t in current if t not in wanted}, **wanted}
             stack = client.update_stack(stack.id, component_updates=updates)
             stack_action = "updated"
+        elif any(c.action == "updated" for c in result_components.values()):
+            # Same components, new configuration: touching the stack bumps its `updated` time, which
+            # ZenML's in-process Stack cache is keyed on (else this process keeps the old paths).
+            stack = client.update_stack(stack.id, component_updates=wanted)
+            stack_action = "updated"
         else:
             stack_action = "unchanged"
 

@@ -157,6 +157,28 @@ def test_local_stack_instantiates_and_validates(client):
     assert stack.artifact_store.path == str(paths.state_dir() / "zenml-artifacts")
 
 
+def test_pipelines_repoint_a_local_stack_registered_by_another_checkout(client, monkeypatch, tmp_path):
+    """fraud_local lives in ZenML's global config: a second checkout must not use the first one's stores."""
+    from pipelines.stack_support import pipeline_stack
+
+    original_state = paths.state_dir()
+    register_stack("local")  # as "the other checkout" left it
+    monkeypatch.setenv("FRAUD_STATE_DIR", str(tmp_path / "second-checkout-state"))
+    messages = []
+    try:
+        stack = pipeline_stack(messages.append)
+        assert any("another checkout" in m and str(original_state) in m for m in messages), messages
+        assert stack.experiment_tracker.get_tracking_uri() == paths.mlflow_tracking_uri()
+        assert stack.artifact_store.path == str(paths.state_dir() / "zenml-artifacts")
+        messages.clear()
+        pipeline_stack(messages.append)  # now in place: nothing to say, nothing re-registered
+        assert messages == []
+    finally:
+        monkeypatch.undo()
+        register_stack("local")  # point it back for the rest of the session
+    assert client.active_stack.experiment_tracker.get_tracking_uri() == paths.mlflow_tracking_uri()
+
+
 # The registered fraud_k8s stack itself is not instantiated here: `Client().active_stack` and
 # `Stack.validate()` import every component's implementation, and the s3/gcp/azure artifact
 # stores need s3fs/boto3, gcsfs or adlfs, which this environment does not install (ZenML

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
 import mlflow
 import pytest
 import yaml
 from mlflow import MlflowClient
+from zenml import log_metadata
 from zenml.client import Client
 from zenml.enums import ExecutionStatus
 
@@ -117,6 +119,21 @@ def test_rollback_restores_the_previous_champion_in_mlflow_and_zenml(first_run, 
     assert f"champion is version {first} again" in message
     assert registry.alias_version("champion", tracking_uri=uri) == first
     assert _zenml_stage(first) == "production"
+
+
+def test_zenml_versions_are_matched_by_mlflow_run_not_by_version_number(first_run, stack):
+    """Another checkout sharing this ZenML store has its own MLflow "version 1": it must not match."""
+    first = _decision(first_run)["mlflow_version"]
+    client = Client()
+    other = client.create_model_version(registry.MODEL_NAME, name=f"other-checkout-{uuid.uuid4().hex[:8]}")
+    log_metadata(
+        metadata={"mlflow_version": first, "mlflow_run_id": "a-run-of-another-mlflow-store"},
+        model_version_id=other.id,
+    )
+    found = zenml_version_of(first)
+    assert found is not None and found.id != other.id
+    run_id = registry.version_run_id(first, tracking_uri=mlflow_tracking_uri(stack))
+    assert found.run_metadata["mlflow_run_id"] == run_id
 
 
 def test_cli_trains_on_a_kaggle_format_file(tmp_path, stack):

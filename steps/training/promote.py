@@ -87,6 +87,8 @@ def register_and_promote(
     log_metadata(
         {
             "mlflow_version": version,
+            # Version numbers repeat across MLflow stores (one per checkout); the run id does not.
+            "mlflow_run_id": run.info.run_id,
             "role": change.role,
             "reasons": list(decision.reasons),
             "threshold": fraud_scorer.threshold,
