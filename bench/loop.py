@@ -35,6 +35,7 @@ isolate(SANDBOX)
 import httpx  # noqa: E402
 
 from fraud_detection.config import pipeline_config  # noqa: E402
+from fraud_detection.prediction_log import synthetic_request_id  # noqa: E402
 from fraud_detection.smoke import smoke_transactions  # noqa: E402
 from fraud_detection.traffic import LabelDelay, simulate  # noqa: E402
 
@@ -88,7 +89,9 @@ def main() -> None:
             with httpx.Client(base_url=url, timeout=30) as http:
                 while not stop.is_set():
                     try:
-                        response = http.post("/predict", json={"transaction": fraud_like})
+                        # A probe, marked synthetic so that monitoring leaves it out of the payments.
+                        response = http.post("/predict", json={"transaction": fraud_like},
+                                             headers={"X-Request-ID": synthetic_request_id("probe")})
                         requests[0] += 1
                         if response.status_code != 200:
                             failures.append(f"{response.status_code}: {response.text[:200]}")

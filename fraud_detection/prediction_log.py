@@ -59,6 +59,9 @@ __all__ = [
     "read_window",
     "read_window_result",
     "valid_request_id",
+    "SYNTHETIC_REQUEST_PREFIX",
+    "synthetic_request_id",
+    "without_synthetic",
 ]
 
 ENV_DIRECTORY = "FRAUD_PREDICTION_LOG_DIR"
@@ -94,8 +97,25 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 COLUMNS: tuple[str, ...] = (*TRANSACTION_FIELDS, *PREDICTION_COLUMNS)
 
+# Requests whose X-Request-ID starts with this are the system's own traffic (deployment smoke tests,
+# availability probes): logged like any other, but not part of the payments monitoring judges.
+SYNTHETIC_REQUEST_PREFIX = "synthetic-"
+
 DEFAULT_SETTINGS = LogSettings()
 _N_FIELDS = len(TRANSACTION_FIELDS)
+
+
+def synthetic_request_id(kind: str) -> str:
+    """A request id marking a request as the system's own (``kind``: smoke, probe, ...)."""
+    import uuid
+
+    return f"{SYNTHETIC_REQUEST_PREFIX}{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def without_synthetic(frame: pd.DataFrame) -> pd.DataFrame:
+    """The logged rows of real traffic: drops rows whose request id marks them as synthetic."""
+    synthetic = frame[REQUEST_ID].astype(str).str.startswith(SYNTHETIC_REQUEST_PREFIX)
+    return frame.loc[~synthetic].reset_index(drop=True)
 
 
 def valid_request_id(value: object) -> bool:

@@ -19,7 +19,7 @@ from zenml.enums import ModelStages
 from fraud_detection import paths
 from fraud_detection.label_store import labelled_window, read_labels
 from fraud_detection.loader import write_transactions_csv
-from fraud_detection.prediction_log import read_window
+from fraud_detection.prediction_log import read_window, without_synthetic
 from fraud_detection.registry import MODEL_NAME
 from fraud_detection.retraining import labelled_transactions, retraining_window
 from pipelines.deployment import deployment_pipeline
@@ -40,7 +40,7 @@ def champion_data() -> pd.DataFrame:
 def retraining_file(window_days: float, run_name: str) -> tuple[str, int]:
     """Write the retraining window (champion data + traffic labelled by now) as a Kaggle-format file."""
     now = time.time()
-    new = labelled_transactions(labelled_window(read_window(), read_labels(known_by=now), as_of=now))
+    new = labelled_transactions(labelled_window(without_synthetic(read_window()), read_labels(known_by=now), as_of=now))
     frame = retraining_window(champion_data(), new, window_days)
     path = paths.data_dir() / "generated" / f"retraining-{run_name}.csv"
     write_transactions_csv(frame, path)

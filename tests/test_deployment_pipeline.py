@@ -11,7 +11,7 @@ import pytest
 
 from fraud_detection import registry
 from fraud_detection.config import pipeline_config
-from fraud_detection.prediction_log import read_window
+from fraud_detection.prediction_log import read_window, synthetic_request_id
 from fraud_detection.smoke import smoke_transactions
 from pipelines.deployment import deployment_pipeline
 from pipelines.rollback import zenml_version_of
@@ -100,7 +100,8 @@ def test_redeploying_a_new_champion_loses_no_request_and_leaves_no_stray_server(
         with httpx.Client(base_url=url, timeout=10) as http:
             while not stop.is_set():
                 try:
-                    response = http.post("/predict", json={"transaction": fraud_like})
+                    response = http.post("/predict", json={"transaction": fraud_like},
+                                         headers={"X-Request-ID": synthetic_request_id("probe")})
                     if response.status_code == 200:
                         versions.append(response.json()["model_version"])
                     else:

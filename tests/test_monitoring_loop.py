@@ -13,9 +13,11 @@ import time
 
 import httpx
 import pytest
+from zenml.client import Client
 
 from fraud_detection import registry
 from fraud_detection.config import pipeline_config
+from fraud_detection.prediction_log import SYNTHETIC_REQUEST_PREFIX, synthetic_request_id
 from fraud_detection.traffic import LabelDelay, simulate
 from pipelines.loop import monitor_and_retrain
 from pipelines.monitoring import EXPERIMENT as MONITORING_EXPERIMENT
@@ -80,7 +82,8 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
         with httpx.Client(base_url=url, timeout=10) as http:
             while not stop.is_set():
                 try:
-                    response = http.post("/predict", json={"transaction": transaction})
+                    response = http.post("/predict", json={"transaction": transaction},
+                                         headers={"X-Request-ID": synthetic_request_id("probe")})
                     if response.status_code != 200:
                         errors.append(f"{response.status_code}: {response.text[:200]}")
                 except httpx.HTTPError as error:
@@ -97,6 +100,10 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
 
     decision = outcome["decision"]
     assert decision["action"] == "retrain" and decision["reasons"], decision
+    # The probe's requests were logged but kept out of the window monitoring judged.
+    window = Client().get_pipeline_run(outcome["monitoring_run"]).steps["read_current_window"].outputs["current_window"][0]
+    assert window.run_metadata["synthetic_rows_excluded"] > 0
+    assert not window.load()["request_id"].str.startswith(SYNTHETIC_REQUEST_PREFIX).any()
     assert outcome["promotion"]["role"] == "champion", outcome["promotion"]
     new_version = f"v{outcome['promotion']['mlflow_version']}"
     assert outcome["deployment"]["model_version"] == new_version != served_before

@@ -149,6 +149,22 @@ def test_read_window_selects_by_time_and_model_version(tmp_path):
     assert read_window(tmp_path / "never-written").empty
 
 
+def test_synthetic_requests_are_logged_but_left_out_of_real_traffic(tmp_path):
+    x = transactions(6)
+    probe = prediction_log.synthetic_request_id("probe")
+    assert probe.startswith(prediction_log.SYNTHETIC_REQUEST_PREFIX) and prediction_log.valid_request_id(probe)
+    with PredictionLog(tmp_path) as log:
+        log.append_batch(x[:2], np.full(2, 0.1), np.zeros(2), model_version="1", request_id="payment-1", threshold=0.5)
+        log.append_batch(x[2:4], np.full(2, 0.9), np.ones(2), model_version="1", request_id=probe, threshold=0.5)
+        # Only the prefix marks a request: "synthetic" elsewhere in an id is a real payment's.
+        log.append_batch(x[4:], np.full(2, 0.2), np.zeros(2), model_version="1", request_id="payment-synthetic-", threshold=0.5)
+    logged = read_window(tmp_path)
+    assert len(logged) == 6
+    real = prediction_log.without_synthetic(logged)
+    assert list(real["request_id"]) == ["payment-1", "payment-1", "payment-synthetic-", "payment-synthetic-"]
+    np.testing.assert_array_equal(real[list(schema.TRANSACTION_FIELDS)].to_numpy(), np.vstack([x[:2], x[4:]]))
+
+
 def test_segments_last_written_before_the_window_are_not_read(tmp_path):
     x = transactions(4)
     with PredictionLog(tmp_path) as log:

@@ -7,7 +7,7 @@ import pandas as pd
 from zenml import log_metadata, step
 
 from fraud_detection.label_store import labelled_window, read_labels
-from fraud_detection.prediction_log import read_window
+from fraud_detection.prediction_log import read_window, without_synthetic
 from materializers.transactions import TransactionsMaterializer
 
 
@@ -15,16 +15,24 @@ from materializers.transactions import TransactionsMaterializer
 def read_current_window(window_rows: int) -> tuple[
     Annotated[pd.DataFrame, "current_window"], Annotated[pd.DataFrame, "labelled_window"]
 ]:
-    """The latest ``window_rows`` scored transactions of the prediction log, and those labelled by now."""
-    log = read_window()
+    """The latest ``window_rows`` scored transactions of the prediction log, and those labelled by now.
+
+    Requests marked synthetic (smoke tests, probes) are left out: they are not payments.
+    """
+    logged = read_window()
+    log = without_synthetic(logged)
     if log.empty:
-        raise RuntimeError("the prediction log is empty: send traffic to the service first (python run.py --simulate)")
+        raise RuntimeError(
+            f"the prediction log holds no real traffic ({len(logged):,} synthetic rows): "
+            "send traffic to the service first (python run.py --simulate)"
+        )
     current = log.tail(window_rows).reset_index(drop=True)
     now = time.time()
     labelled = labelled_window(current, read_labels(known_by=now), as_of=now)
     log_metadata(
         {
             "rows": len(current),
+            "synthetic_rows_excluded": len(logged) - len(log),
             "labelled_rows": len(labelled),
             "labelled_frauds": int(labelled["Class"].sum()) if len(labelled) else 0,
             "model_versions": sorted(map(str, current["model_version"].unique())),
