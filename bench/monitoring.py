@@ -28,8 +28,10 @@ Figures:
 * ``evidently_defaults``: Evidently's DataDriftPreset with its defaults on a few ``none`` windows;
 * ``detection_seconds``: per window, drift detection with the Evidently report, labelled checks and
   the decision;
-* ``loop_seconds`` and ``failed_requests_during_swap`` are null here: they need the live
-  retrain-promote-redeploy loop, which the lead measures.
+* ``loop_seconds`` and ``failed_requests_during_swap`` come from ``bench/results/loop.json``
+  (``bench/loop.py``: the live retrain-promote-redeploy loop on full-size data, which this
+  detection benchmark does not run); null if that benchmark has not run.
+  ``--loop-figures-only`` refreshes just these fields from it, without re-running detection.
 
 Prints progress, then ONE JSON object on its last line; also writes ``bench/results/monitoring.json``.
 
@@ -64,6 +66,23 @@ from fraud_detection.monitoring import (  # noqa: E402
 from fraud_detection.monitoring.calibrate import monitoring_windows, train_baseline_scorer  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "monitoring.json"
+LOOP_RESULTS = PROJECT_ROOT / "bench" / "results" / "loop.json"
+
+
+def loop_figures() -> dict:
+    """The loop benchmark's figures the monitoring issue asks for, or nulls if it has not run."""
+    if not LOOP_RESULTS.exists():
+        return {"loop_seconds": None, "failed_requests_during_swap": None,
+                "loop_note": "bench/loop.py has not run: no bench/results/loop.json"}
+    loop = json.loads(LOOP_RESULTS.read_text())
+    return {
+        "loop_seconds": loop["loop_seconds"],
+        "failed_requests_during_swap": loop["failed_requests_during_swap"],
+        "loop_note": (
+            f"from bench/results/loop.json (bench/loop.py, full-size data): decision {loop['decision']}, "
+            f"promoted {loop['promoted']}, {loop['requests_during_loop']:,} client requests during the loop"
+        ),
+    }
 SCENARIOS = ("none", "covariate_shift", "new_fraud_pattern", "fraud_rate_spike")
 ROWS_PER_DAY = synthetic.KAGGLE_ROWS // 2
 FIRST_DAY = 500  # far from the calibration's days 0-39
@@ -129,7 +148,14 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", choices=("evidently", "stattest"), default="evidently")
     parser.add_argument("--waits", type=float, nargs="+", default=[2.0, 4.0, 7.0, 14.0], help="label waits (days)")
     parser.add_argument("--defaults-windows", type=int, default=10, help="none windows for Evidently's defaults")
+    parser.add_argument("--loop-figures-only", action="store_true",
+                        help="only refresh loop_seconds / failed_requests_during_swap from bench/results/loop.json")
     args = parser.parse_args(argv)
+    if args.loop_figures_only:
+        result = {**json.loads(RESULTS.read_text()), **loop_figures()}
+        RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        print(json.dumps(loop_figures()))
+        return 0
 
     started = time.perf_counter()
     config = load_monitoring_config()
@@ -256,9 +282,7 @@ def main(argv=None) -> int:
         "false_alarm_rate": none["retrain_rate"],
         "false_alarm_rate_ci95": none["retrain_rate_ci95"],
         "false_alarm_rate_without_hour_matching": none["retrain_rate_without_hour_matching"],
-        "loop_seconds": None,
-        "failed_requests_during_swap": None,
-        "loop_note": "loop_seconds and failed_requests_during_swap need the live retrain-promote-redeploy loop; measured by the lead",
+        **loop_figures(),
         "window_rows": rows,
         "label_wait_days": wait,
         "label_note": (
