@@ -4,8 +4,8 @@ The training, deployment and monitoring pipelines need an experiment tracker and
 (MLflow), a data validator (Evidently) and a model deployer (BentoML). On a fresh machine the active
 stack is ZenML's ``default``, which has none of them: there the project's local stack is registered
 and activated (what a user of ``make run`` expects); an active ``fraud_local`` registered by another
-checkout of the project is re-pointed at this one's state folder. Any other stack that lacks a component is an
-error naming what is missing; the user's choice of stack is never silently overridden.
+checkout of the project is re-pointed at this one's state folder. Any other stack that lacks a
+component is an error naming what is missing; the user's choice of stack is never silently overridden.
 """
 
 from __future__ import annotations

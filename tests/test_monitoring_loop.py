@@ -102,7 +102,7 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
     assert decision["action"] == "retrain" and decision["reasons"], decision
     # The probe's requests were logged but kept out of the window monitoring judged.
     window = Client().get_pipeline_run(outcome["monitoring_run"]).steps["read_current_window"].outputs["current_window"][0]
-    assert window.run_metadata["synthetic_rows_excluded"] > 0
+    assert window.run_metadata["synthetic_rows_in_log"] > 0
     assert not window.load()["request_id"].str.startswith(SYNTHETIC_REQUEST_PREFIX).any()
     assert outcome["promotion"]["role"] == "champion", outcome["promotion"]
     new_version = f"v{outcome['promotion']['mlflow_version']}"

@@ -32,7 +32,7 @@ def read_current_window(window_rows: int) -> tuple[
     log_metadata(
         {
             "rows": len(current),
-            "synthetic_rows_excluded": len(logged) - len(log),
+            "synthetic_rows_in_log": len(logged) - len(log),  # left out of the window
             "labelled_rows": len(labelled),
             "labelled_frauds": int(labelled["Class"].sum()) if len(labelled) else 0,
             "model_versions": sorted(map(str, current["model_version"].unique())),
