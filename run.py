@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -32,6 +33,10 @@ for _name, _value in {
     "GIT_PYTHON_REFRESH": "quiet",
 }.items():
     os.environ.setdefault(_name, _value)
+
+# BentoML's `fs` dependency imports the deprecated pkg_resources on every start: noise, not news.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
 
 def _generate_data(rows: int, seed: int, scenario: str, strength: float | None, out: Path) -> None:
     from fraud_detection import schema, synthetic
