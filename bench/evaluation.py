@@ -15,7 +15,6 @@ Prints ONE JSON object on its last line; also writes ``bench/results/evaluation.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection import schema, synthetic  # noqa: E402
 from fraud_detection.evaluation import average_precision, bootstrap_ap_difference, evaluate  # noqa: E402
 from fraud_detection.plots import render_plots  # noqa: E402
@@ -67,10 +67,9 @@ def main() -> dict:
         "ap_difference": round(boot.difference, 4),
         "ap_difference_ci": [round(boot.ci_low, 4), round(boot.ci_high, 4)],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS, result)
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(main()))
+    main()

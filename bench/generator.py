@@ -17,7 +17,6 @@ Prints progress, then ONE JSON object on its last line; also writes ``bench/resu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection import synthetic  # noqa: E402
 from fraud_detection.schema import AMOUNT, LABEL, PCA_COMPONENTS, SECONDS_PER_DAY, TIME  # noqa: E402
 
@@ -125,10 +125,7 @@ def main() -> None:
     result["per_seed"] = runs
     result["split"] = f"time-ordered {TRAIN_SHARE:.0%} train / {1 - TRAIN_SHARE:.0%} test"
     result["lightgbm_params"] = LIGHTGBM_PARAMS
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {RESULTS.relative_to(PROJECT_ROOT)}")
-    print(json.dumps(result))
+    write_results(RESULTS, result, log)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Prints progress and ONE JSON object on its last line; writes ``bench/results/loo
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import tempfile
@@ -28,6 +27,7 @@ SANDBOX = Path(tempfile.mkdtemp(prefix="fraud-bench-loop-"))
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection.sandbox import isolate  # noqa: E402 - before any tool is imported
 
 isolate(SANDBOX)
@@ -122,10 +122,7 @@ def main() -> None:
     finally:
         stop_all()
         gateway_control.stop()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {RESULTS.relative_to(PROJECT_ROOT)}")
-    print(json.dumps(result))
+    write_results(RESULTS, result, log)
 
 
 if __name__ == "__main__":

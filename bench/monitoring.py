@@ -54,6 +54,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection import schema, synthetic  # noqa: E402
 from fraud_detection.monitoring import (  # noqa: E402
     NoveltyIndex,
@@ -309,9 +310,7 @@ def main(argv=None) -> int:
         "seeds": {"reference": 7, "windows": {s: args.seed + k for k, s in enumerate(SCENARIOS)}, "first_day": FIRST_DAY},
         "seconds": time.perf_counter() - started,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(json.dumps(result, default=float))
+    write_results(RESULTS, result, log)
     return 0
 
 

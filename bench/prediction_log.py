@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import json
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ import orjson  # noqa: E402
 import pyarrow.csv as pcsv  # noqa: E402
 import pyarrow.json as pjson  # noqa: E402
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection import prediction_log, schema, synthetic  # noqa: E402
 from fraud_detection.append_log import LogSettings, list_segments  # noqa: E402
 from fraud_detection.prediction_log import PredictionLog, read_window_result  # noqa: E402
@@ -196,10 +196,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
             "note": "one os.write per call on an O_APPEND descriptor; fsync in the background every second",
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {RESULTS.relative_to(PROJECT_ROOT)}")
-    print(json.dumps(result))
+    write_results(RESULTS, result, log)
 
 
 if __name__ == "__main__":

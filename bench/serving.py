@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import platform
 import shutil
@@ -48,6 +47,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection import synthetic  # noqa: E402
 from fraud_detection.schema import TRANSACTION_FIELDS  # noqa: E402
 from fraud_detection.scorer import FraudScorer  # noqa: E402
@@ -281,10 +281,7 @@ def main() -> dict:
         for server in servers:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    write_results(Path(args.output), result)
     return result
 
 

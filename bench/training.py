@@ -19,7 +19,6 @@ champion / oracle. Prints progress and ONE JSON object on its last line; writes
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ SANDBOX = Path(tempfile.mkdtemp(prefix="fraud-bench-training-"))
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection.sandbox import isolate  # noqa: E402 - before any tool is imported
 
 isolate(SANDBOX)
@@ -123,10 +123,7 @@ def main() -> None:
         "rows": DataConfig.from_mapping(sections["data"]).synthetic.rows,
         "cpus": os.cpu_count(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {RESULTS.relative_to(PROJECT_ROOT)}")
-    print(json.dumps(result))
+    write_results(RESULTS, result, log)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Prints progress, then ONE JSON object on its last line; writes ``bench/results/t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -35,6 +34,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from sklearn.metrics import average_precision_score  # noqa: E402
 
+from bench.common import write_results  # noqa: E402
 from fraud_detection import split, synthetic  # noqa: E402
 from fraud_detection.calibration import brier_score  # noqa: E402
 from fraud_detection.config import DataConfig, pipeline_config  # noqa: E402
@@ -133,10 +133,7 @@ def main() -> None:
     result["split"] = (f"time-ordered {1 - data_config.split.validation_fraction - data_config.split.test_fraction:.0%} "
                        f"train / {data_config.split.validation_fraction:.0%} validation / {data_config.split.test_fraction:.0%} test")
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {RESULTS.relative_to(PROJECT_ROOT)}")
-    print(json.dumps(result))
+    write_results(RESULTS, result, log)
 
 
 if __name__ == "__main__":

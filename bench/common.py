@@ -1,0 +1,22 @@
+"""What every benchmark script shares: where its figures go and how they are reported."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
+
+
+def write_results(path: Path, result: dict, log: Callable[[str], None] | None = None) -> None:
+    """Write ``result`` to ``path`` (bench/results/<name>.json) and print it as ONE JSON line, last.
+
+    numpy scalars are written as floats; ``bench/report.py`` renders the README table from these files.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    if log is not None:
+        log(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
+    print(json.dumps(result, default=float))
