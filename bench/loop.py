@@ -15,7 +15,6 @@ Prints progress and ONE JSON object on its last line; writes ``bench/results/loo
 
 from __future__ import annotations
 
-import socket
 import sys
 import tempfile
 import threading
@@ -38,6 +37,7 @@ from fraud_detection.config import pipeline_config  # noqa: E402
 from fraud_detection.prediction_log import synthetic_request_id  # noqa: E402
 from fraud_detection.smoke import smoke_transactions  # noqa: E402
 from fraud_detection.traffic import LabelDelay, simulate  # noqa: E402
+from tests.test_gateway import free_port  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "loop.json"
 START = time.perf_counter()
@@ -45,12 +45,6 @@ START = time.perf_counter()
 
 def log(message: str) -> None:
     print(f"[loop-bench {time.perf_counter() - START:6.1f}s] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:

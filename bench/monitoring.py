@@ -54,7 +54,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.common import write_results  # noqa: E402
+from bench.common import RESULTS_DIR, write_results  # noqa: E402
 from fraud_detection import schema, synthetic  # noqa: E402
 from fraud_detection.monitoring import (  # noqa: E402
     NoveltyIndex,
@@ -66,8 +66,12 @@ from fraud_detection.monitoring import (  # noqa: E402
 )
 from fraud_detection.monitoring.calibrate import monitoring_windows, train_baseline_scorer  # noqa: E402
 
-RESULTS = PROJECT_ROOT / "bench" / "results" / "monitoring.json"
-LOOP_RESULTS = PROJECT_ROOT / "bench" / "results" / "loop.json"
+RESULTS = RESULTS_DIR / "monitoring.json"
+LOOP_RESULTS = RESULTS_DIR / "loop.json"
+SCENARIOS = ("none", "covariate_shift", "new_fraud_pattern", "fraud_rate_spike")
+ROWS_PER_DAY = synthetic.KAGGLE_ROWS // 2
+FIRST_DAY = 500  # far from the calibration's days 0-39
+CHECKS = ("feature_drift", "prediction_drift", "alert_rate", "fraud_rate", "novel_frauds", "recall", "average_precision")
 
 
 def loop_figures() -> dict:
@@ -84,10 +88,6 @@ def loop_figures() -> dict:
             f"promoted {loop['promoted']}, {loop['requests_during_loop']:,} client requests during the loop"
         ),
     }
-SCENARIOS = ("none", "covariate_shift", "new_fraud_pattern", "fraud_rate_spike")
-ROWS_PER_DAY = synthetic.KAGGLE_ROWS // 2
-FIRST_DAY = 500  # far from the calibration's days 0-39
-CHECKS = ("feature_drift", "prediction_drift", "alert_rate", "fraud_rate", "novel_frauds", "recall", "average_precision")
 
 
 def log(message: str) -> None:
@@ -153,9 +153,7 @@ def main(argv=None) -> int:
                         help="only refresh loop_seconds / failed_requests_during_swap from bench/results/loop.json")
     args = parser.parse_args(argv)
     if args.loop_figures_only:
-        result = {**json.loads(RESULTS.read_text()), **loop_figures()}
-        RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
-        print(json.dumps(loop_figures()))
+        write_results(RESULTS, {**json.loads(RESULTS.read_text()), **loop_figures()}, log)
         return 0
 
     started = time.perf_counter()

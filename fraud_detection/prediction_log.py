@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,6 @@ _N_FIELDS = len(TRANSACTION_FIELDS)
 
 def synthetic_request_id(kind: str) -> str:
     """A request id marking a request as the system's own (``kind``: smoke, probe, ...)."""
-    import uuid
-
     return f"{SYNTHETIC_REQUEST_PREFIX}{kind}-{uuid.uuid4().hex[:12]}"
 
 
