@@ -18,11 +18,12 @@ MLFLOW_DIR := $(CURDIR)/state/mlflow
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock requirements.txt
+$(STAMP): requirements.lock requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@echo "installing the pinned environment (requirements.lock) into $(VENV) ..."
 	$(VENV)/bin/uv pip sync --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .   # the project itself (pyproject.toml)
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv (if missing) and install the pinned environment
@@ -34,9 +35,10 @@ test: $(STAMP) ## Install, then run the test suite (isolated ZenML/MLflow/BentoM
 	$(PY) -m pytest
 
 bench: $(STAMP) ## Run every benchmark in bench/ (figures in bench/results/*.json)
-	@set -e; for script in bench/*.py; do \
-		[ "$$script" = bench/report.py ] && continue; echo "== $$script"; $(PY) $$script; done
-	$(PY) bench/report.py
+	@set -e; for script in bench/*.py; do name=$$(basename $$script .py); \
+		case $$name in __init__|common|report|reference_service) continue;; esac; \
+		echo "== bench.$$name"; $(PY) -m bench.$$name; done
+	$(PY) -m bench.report
 
 lock: ## Re-resolve requirements.txt into requirements.lock (Python 3.11, Linux x86_64)
 	@test -x $(VENV)/bin/uv || { $(PYTHON_SYSTEM) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }

@@ -39,8 +39,9 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 
 
 def _generate_data(rows: int, seed: int, scenario: str, strength: float | None, out: Path) -> None:
-    from fraud_detection import schema, synthetic
-    from fraud_detection.loader import write_transactions_csv
+    from fraud_detection.data import schema
+    from fraud_detection.data.loader import write_transactions_csv
+    from fraud_detection.simulation import synthetic
 
     click.echo(f"generating {rows:,} synthetic transactions (seed {seed}, scenario {scenario}) ...")
     data = synthetic.generate(rows=rows, seed=seed, scenario=scenario, strength=strength)
@@ -50,8 +51,11 @@ def _generate_data(rows: int, seed: int, scenario: str, strength: float | None, 
 
 
 def _validate_data(path: Path) -> None:
-    from fraud_detection.loader import read_transactions_csv
-    from fraud_detection.validation import DataValidationError, validate_transactions
+    from fraud_detection.data.loader import read_transactions_csv
+    from fraud_detection.data.validation import (
+        DataValidationError,
+        validate_transactions,
+    )
 
     try:
         report = validate_transactions(read_transactions_csv(path), source=str(path))
@@ -65,48 +69,62 @@ def _validate_data(path: Path) -> None:
         sys.exit(1)
 
 
-def _sections(pipeline: str, config_path: Path | None, data_path: Path | None) -> dict:
-    """The pipeline's YAML sections, with ``--data`` applied; a misspelt data key fails before ZenML starts."""
-    from fraud_detection.config import ConfigError, DataConfig, pipeline_config
+def _load(loader, path: Path | None = None):
+    """A config file through its typed model; a wrong key or value stops here, before ZenML starts."""
+    from fraud_detection.config import ConfigError
 
     try:
-        sections = dict(pipeline_config(pipeline, config_path))
-        data = dict(sections.get("data") or {})
-        if data_path:
-            data["path"] = str(data_path.resolve())
-        DataConfig.from_mapping(data)
+        return loader(path)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
-    sections["data"] = data
-    return sections
 
 
-def _prepare_stack(experiment: str):
-    from pipelines.stack_support import StackNotReadyError, ensure_experiment, pipeline_stack
+def _training_config(config_path: Path | None, data_path: Path | None):
+    from fraud_detection.training.config import load_training_file
+
+    config = _load(load_training_file, config_path)
+    return config.with_data_path(str(data_path.resolve())) if data_path else config
+
+
+def _deployment_config(config_path: Path | None = None):
+    from fraud_detection.serving.config import load_deployment_config
+
+    return _load(load_deployment_config, config_path)
+
+
+def _monitoring_config(config_path: Path | None = None):
+    from fraud_detection.monitoring.config import load_monitoring_file
+
+    return _load(load_monitoring_file, config_path)
+
+
+def _prepare_stack(*experiments: str):
+    from pipelines.stack_support import (
+        StackNotReadyError,
+        ensure_experiment,
+        pipeline_stack,
+    )
 
     try:
         stack = pipeline_stack(click.echo)
     except StackNotReadyError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
-    ensure_experiment(experiment, stack)
+    for experiment in experiments:
+        ensure_experiment(experiment, stack)
     return stack
 
 
-def _training(config_path: Path | None, data_path: Path | None, no_cache: bool) -> dict:
-    """Run the training pipeline; returns its promotion decision."""
-    from pipelines.training import EXPERIMENT, training_pipeline
+def _training(config, no_cache: bool) -> dict:
+    """Run the training pipeline on a validated config; returns its promotion decision."""
+    from fraud_detection.names import Artifact, Experiment, Step
+    from pipelines.loop import output
+    from pipelines.training import training_pipeline
 
-    sections = _sections("training", config_path, data_path)
-    known = ("data", "training", "threshold", "evaluation", "promotion")
-    unknown = sorted(set(sections) - set(known))
-    if unknown:
-        raise click.UsageError(f"training config: unknown section(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    _prepare_stack(EXPERIMENT)
-    pipeline = training_pipeline.with_options(enable_cache=not no_cache)
-    run = pipeline(**{name: sections.get(name) or {} for name in known})
-    decision = run.steps["register_and_promote"].outputs["promotion_decision"][0].load()
-    report = run.steps["evaluate_model"].outputs["evaluation_report"][0].load()
+    _prepare_stack(Experiment.TRAINING)
+    run = training_pipeline.with_options(enable_cache=not no_cache)(config=config)
+    decision = output(run, Step.PROMOTE, Artifact.PROMOTION_DECISION)
+    report = output(run, Step.EVALUATE, Artifact.EVALUATION_REPORT)
     click.echo("\nTraining finished: " + run.name)
     for line in report.summary_lines():
         click.echo("  " + line)
@@ -116,14 +134,14 @@ def _training(config_path: Path | None, data_path: Path | None, no_cache: bool) 
     return decision
 
 
-def _deployment(config_path: Path | None) -> dict:
-    """Deploy the registry's champion behind the gateway; returns the deployment record."""
+def _deployment(config) -> dict:
+    """Deploy the champion behind the gateway; returns the deployment record."""
+    from fraud_detection.names import Artifact, Experiment, Step
     from pipelines.deployment import deployment_pipeline
+    from pipelines.loop import output
 
-    sections = _sections("deployment", config_path, None)
-    _prepare_stack("training_pipeline")
-    run = deployment_pipeline(deployment=sections.get("deployment") or {})
-    record = run.steps["deploy_bento"].outputs["deployment_record"][0].load()
+    _prepare_stack(Experiment.TRAINING)
+    record = output(deployment_pipeline(deployment=config.deployment), Step.DEPLOY, Artifact.DEPLOYMENT_RECORD)
     click.echo(
         f"\nServing model {record['model_version']} on {record['url']} "
         f"(backend {record['backend']}; Swagger UI at {record['url']}/)"
@@ -134,7 +152,7 @@ def _deployment(config_path: Path | None) -> dict:
 def _stop_serving() -> None:
     from pipelines.stack_support import pipeline_stack
     from service import gateway_control
-    from steps.deployment.deploy import stop_all
+    from steps.serving.deploy import stop_all
 
     pipeline_stack(click.echo)
     services = stop_all()
@@ -142,13 +160,13 @@ def _stop_serving() -> None:
     click.echo(f"stopped {services} model service(s){' and the gateway' if gateway else ''}")
 
 
-def _retrain_and_serve(config_path: Path | None, data_path: Path | None, no_cache: bool) -> None:
+def _retrain_and_serve(training, deployment, no_cache: bool) -> None:
     """Train, deploy, then serve in the foreground until Ctrl-C; stop what was started."""
     import signal
     import time
 
-    _training(config_path, data_path, no_cache)
-    record = _deployment(None)
+    _training(training, no_cache)
+    record = _deployment(deployment)
     click.echo(f"Serving on {record['url']} until Ctrl-C ...")
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -161,40 +179,31 @@ def _retrain_and_serve(config_path: Path | None, data_path: Path | None, no_cach
     _stop_serving()
 
 
-def _monitoring(config_path: Path | None, data_path: Path | None) -> dict:
+def _monitoring(monitoring, training, deployment) -> dict:
     """Monitor the latest traffic; retrain, promote and redeploy when the policy says so."""
+    from fraud_detection.names import Experiment
     from pipelines.loop import monitor_and_retrain
-    from pipelines.monitoring import EXPERIMENT
 
-    monitoring = _sections("monitoring", config_path, None)
-    training = _sections("training", None, data_path)
-    deployment = _sections("deployment", None, None).get("deployment") or {}
-    _prepare_stack(EXPERIMENT)
-    from pipelines.stack_support import ensure_experiment
-
-    ensure_experiment("training_pipeline")
-    return monitor_and_retrain(monitoring, training, deployment, click.echo)
+    _prepare_stack(Experiment.MONITORING, Experiment.RETRAINING)
+    return monitor_and_retrain(monitoring, training, deployment.deployment, click.echo)
 
 
-def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength: float | None, config_path: Path | None) -> None:
+def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength: float | None, monitoring,
+              deployment) -> None:
     """Send generated transactions of a scenario to the live service; their labels arrive later."""
-    from fraud_detection.config import build
-    from fraud_detection.deployment_config import DeploymentConfig
-    from fraud_detection.traffic import LabelDelay, print_progress, simulate
+    from fraud_detection.simulation.traffic import print_progress, simulate
 
-    sections = _sections("monitoring", config_path, None)
-    settings = dict(sections.get("simulate") or {})
-    deployment = build(DeploymentConfig, _sections("deployment", None, None).get("deployment"), "deployment")
+    settings = monitoring.simulate
     result = simulate(
-        settings.get("url") or deployment.url,
+        settings.url or deployment.deployment.url,
         scenario=scenario,
         rows=rows,
         rate=rate,
         seed=seed,
         strength=strength,
-        day=int(settings.get("day", 2)),
-        batch_size=settings.get("batch_size"),
-        label_delay=LabelDelay.from_mapping(settings.get("label_delay")),
+        day=settings.day,
+        batch_size=settings.batch_size,
+        label_delay=settings.label_delay,
         api_key=os.environ.get("FRAUD_API_KEY") or None,
         progress=print_progress,
     )
@@ -204,9 +213,10 @@ def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength:
 
 
 def _rollback() -> None:
+    from fraud_detection.names import Experiment
     from pipelines.rollback import RollbackError, rollback_champion
 
-    _prepare_stack("training_pipeline")
+    _prepare_stack(Experiment.TRAINING)
     try:
         click.echo(rollback_champion())
     except RollbackError as error:
@@ -223,21 +233,19 @@ def _where_to_look(service_url: str | None = None) -> None:
     click.echo(f"  reports         : {paths.reports_dir()}")
 
 
-def _main_job(config_path: Path | None, data_path: Path | None, no_cache: bool) -> None:
+def _main_job(training, deployment, monitoring, no_cache: bool) -> None:
     """The whole loop once: train, deploy, send a day of traffic, monitor it (retrain and redeploy if needed).
 
     The traffic's scenario is ``main_job.scenario`` in configs/monitoring.yaml (a new fraud pattern by
     default, so the run shows the loop reacting: drift -> retraining -> promotion -> redeployment).
     """
-    _training(config_path, data_path, no_cache)
-    record = _deployment(None)
-    main_job = _sections("monitoring", None, None).get("main_job") or {}
-    scenario = main_job.get("scenario", "new_fraud_pattern")
-    click.echo(f"\nSimulating a day of {scenario} traffic to {record['url']} ...")
-    _simulate(scenario, int(main_job.get("rows", 142_403)), None, int(main_job.get("seed", 2)),
-              main_job.get("strength"), None)
+    _training(training, no_cache)
+    record = _deployment(deployment)
+    job = monitoring.main_job
+    click.echo(f"\nSimulating a day of {job.scenario} traffic to {record['url']} ...")
+    _simulate(job.scenario, job.rows, None, job.seed, job.strength, monitoring, deployment)
     click.echo("\nMonitoring the traffic ...")
-    outcome = _monitoring(None, data_path)
+    outcome = _monitoring(monitoring, training, deployment)
     served = (outcome.get("deployment") or record)["model_version"]
     click.echo(f"\nThe service on {record['url']} serves model {served}.")
     _where_to_look(record["url"])
@@ -280,7 +288,7 @@ def _activate_stack(name: str) -> None:
 @click.option("--no-cache", is_flag=True, help="Run every step even if ZenML has a cached result.")
 @click.option("--rows", type=click.IntRange(min=1), default=None, help="Rows for --generate-data (default 284,807) or --simulate (default 5,000).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed for --generate-data and --simulate.")
-@click.option("--scenario", default="none", show_default=True, help="Drift scenario for --generate-data and --simulate (see fraud_detection/synthetic.py).")
+@click.option("--scenario", default="none", show_default=True, help="Drift scenario for --generate-data and --simulate (see fraud_detection/simulation/synthetic.py).")
 @click.option("--strength", type=float, default=None, help="Scenario strength for --generate-data and --simulate (default: the scenario's own).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="Output file for --generate-data.")
 def main(
@@ -312,33 +320,34 @@ def main(
     elif action == "generate_data":
         if out_path is None:
             raise click.UsageError("--generate-data needs --out PATH")
-        from fraud_detection.synthetic import SCENARIOS
+        from fraud_detection.simulation.synthetic import SCENARIOS
 
         if scenario not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}", param_hint="--scenario")
         _generate_data(rows or 284_807, seed, scenario, strength, out_path)
     elif action is None:
-        _main_job(config_path, data_path, no_cache)
+        # Every config is read and validated before anything starts.
+        _main_job(_training_config(config_path, data_path), _deployment_config(), _monitoring_config(), no_cache)
     elif action == "training":
-        _training(config_path, data_path, no_cache)
+        _training(_training_config(config_path, data_path), no_cache)
         _where_to_look()
     elif action == "rollback":
         _rollback()
     elif action == "deployment":
-        _where_to_look(_deployment(config_path)["url"])
+        _where_to_look(_deployment(_deployment_config(config_path))["url"])
     elif action == "retrain_and_serve":
-        _retrain_and_serve(config_path, data_path, no_cache)
+        _retrain_and_serve(_training_config(config_path, data_path), _deployment_config(), no_cache)
     elif action == "stop_serving":
         _stop_serving()
     elif action == "monitoring":
-        _monitoring(config_path, data_path)
+        _monitoring(_monitoring_config(config_path), _training_config(None, data_path), _deployment_config())
         _where_to_look()
     elif action == "simulate":
-        from fraud_detection.synthetic import SCENARIOS
+        from fraud_detection.simulation.synthetic import SCENARIOS
 
         if scenario not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}", param_hint="--scenario")
-        _simulate(scenario, rows or 5000, rate, seed, strength, config_path)
+        _simulate(scenario, rows or 5000, rate, seed, strength, _monitoring_config(config_path), _deployment_config())
     else:  # pragma: no cover - click only passes the flag values above
         raise click.UsageError(f"unknown action {action!r}")
 

@@ -6,7 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
 

@@ -15,21 +15,21 @@ Prints ONE JSON object on its last line; also writes ``bench/results/evaluation.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
 from bench.common import write_results  # noqa: E402
-from fraud_detection import schema, synthetic  # noqa: E402
-from fraud_detection.evaluation import average_precision, bootstrap_ap_difference, evaluate  # noqa: E402
-from fraud_detection.plots import render_plots  # noqa: E402
-from fraud_detection.threshold import choose_threshold  # noqa: E402
+from fraud_detection.data import schema  # noqa: E402
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+from fraud_detection.simulation import synthetic
+from fraud_detection.training.evaluation import (  # noqa: E402
+    average_precision,
+    bootstrap_ap_difference,
+    evaluate,
+)
+from fraud_detection.training.plots import render_plots  # noqa: E402
+from fraud_detection.training.threshold import choose_threshold  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "evaluation.json"
 ROWS = 56_962  # the default test period: 20 % of 284,807

@@ -17,25 +17,25 @@ Prints progress, then ONE JSON object on its last line; also writes ``bench/resu
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 import lightgbm as lgb  # noqa: E402
+import numpy as np
+import pandas as pd
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import average_precision_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from bench.common import write_results  # noqa: E402
-from fraud_detection import synthetic  # noqa: E402
-from fraud_detection.schema import AMOUNT, LABEL, PCA_COMPONENTS, SECONDS_PER_DAY, TIME  # noqa: E402
+from fraud_detection.data.schema import (  # noqa: E402
+    AMOUNT,
+    LABEL,
+    PCA_COMPONENTS,
+    SECONDS_PER_DAY,
+    TIME,
+)
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+from fraud_detection.simulation import synthetic  # noqa: E402
+from fraud_detection.training.evaluation import average_precision  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "generator.json"
 TRAIN_SHARE = 0.8
@@ -81,7 +81,7 @@ def evaluate(seed: int) -> dict[str, float]:
     cut = int(TRAIN_SHARE * len(frame))  # the frame is sorted by Time
     x, y = features(frame), frame[LABEL].to_numpy()
     x_train, x_test, y_train, y_test = x.iloc[:cut], x.iloc[cut:], y[:cut], y[cut:]
-    oracle_ap = average_precision_score(y_test, data.fraud_probability[cut:])
+    oracle_ap = average_precision(y_test, data.fraud_probability[cut:])
     log(f"seed {seed}: test rows {len(y_test):,}, test frauds {int(y_test.sum())}, "
         f"train frauds {int(y_train.sum())}; oracle AP {oracle_ap:.3f}")
 
@@ -89,12 +89,12 @@ def evaluate(seed: int) -> dict[str, float]:
     scaler = StandardScaler().fit(x_train)
     logreg = LogisticRegression(class_weight="balanced", max_iter=1000)
     logreg.fit(scaler.transform(x_train), y_train)
-    logreg_ap = average_precision_score(y_test, logreg.predict_proba(scaler.transform(x_test))[:, 1])
+    logreg_ap = average_precision(y_test, logreg.predict_proba(scaler.transform(x_test))[:, 1])
     log(f"seed {seed}: logistic regression AP {logreg_ap:.3f} ({time.perf_counter() - started:.1f} s)")
 
     started = time.perf_counter()
     model = lgb.LGBMClassifier(**LIGHTGBM_PARAMS).fit(x_train, y_train)
-    lightgbm_ap = average_precision_score(y_test, model.predict_proba(x_test)[:, 1])
+    lightgbm_ap = average_precision(y_test, model.predict_proba(x_test)[:, 1])
     log(f"seed {seed}: LightGBM AP {lightgbm_ap:.3f} ({time.perf_counter() - started:.1f} s)")
     return {
         "seed": seed,

@@ -15,29 +15,26 @@ Prints progress and ONE JSON object on its last line; writes ``bench/results/loo
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+
 SANDBOX = Path(tempfile.mkdtemp(prefix="fraud-bench-loop-"))
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.common import write_results  # noqa: E402
-from fraud_detection.sandbox import isolate  # noqa: E402 - before any tool is imported
+from testkit.sandbox import isolate  # noqa: E402 - before any tool is imported
 
 isolate(SANDBOX)
 
 import httpx  # noqa: E402
 
-from fraud_detection.config import pipeline_config  # noqa: E402
-from fraud_detection.prediction_log import synthetic_request_id  # noqa: E402
-from fraud_detection.smoke import smoke_transactions  # noqa: E402
-from fraud_detection.traffic import LabelDelay, simulate  # noqa: E402
-from tests.test_gateway import free_port  # noqa: E402
+from fraud_detection.serving.prediction_log import synthetic_request_id  # noqa: E402
+from fraud_detection.serving.smoke import smoke_transactions  # noqa: E402
+from fraud_detection.simulation.traffic import LabelDelay, simulate  # noqa: E402
+from testkit.ports import free_port  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "loop.json"
 START = time.perf_counter()
@@ -48,30 +45,33 @@ def log(message: str) -> None:
 
 
 def main() -> None:
+    from fraud_detection.monitoring.config import load_monitoring_file
+    from fraud_detection.names import Experiment
+    from fraud_detection.serving.config import load_deployment_config
+    from fraud_detection.training.config import load_training_file
     from pipelines import loop
     from pipelines.deployment import deployment_pipeline
-    from pipelines.monitoring import EXPERIMENT as MONITORING
     from pipelines.stack_support import ensure_experiment, pipeline_stack
-    from pipelines.training import EXPERIMENT, training_pipeline
+    from pipelines.training import training_pipeline
     from service import gateway_control
-    from steps.deployment.deploy import stop_all
+    from steps.serving.deploy import stop_all
 
     stack = pipeline_stack(log)
-    for experiment in (EXPERIMENT, MONITORING):
+    for experiment in Experiment:
         ensure_experiment(experiment, stack)
-    training = pipeline_config("training")
-    monitoring = pipeline_config("monitoring")
-    deployment = dict(pipeline_config("deployment")["deployment"])
-    deployment.update(port=free_port(), backend_ports=[free_port(), free_port()])
-    url = f"http://{deployment['host']}:{deployment['port']}"
+    training = load_training_file()
+    monitoring = load_monitoring_file()
+    deployment = load_deployment_config().deployment.model_copy(
+        update={"port": free_port(), "backend_ports": (free_port(), free_port())})
+    url = deployment.url
     try:
         log("training the first champion on the full-size default ...")
-        training_pipeline(**{k: training.get(k) or {} for k in loop.TRAINING_SECTIONS})
+        training_pipeline(config=training)
         deployment_pipeline(deployment=deployment)
-        main_job = monitoring.get("main_job") or {}
-        log(f"sending a day of {main_job.get('scenario', 'new_fraud_pattern')} traffic ...")
-        sent = simulate(url, scenario=main_job.get("scenario", "new_fraud_pattern"), rows=int(main_job.get("rows", 142_403)),
-                        seed=int(main_job.get("seed", 2)), day=2, batch_size=1000, label_delay=LabelDelay(scale=0.0))
+        job = monitoring.main_job
+        log(f"sending a day of {job.scenario} traffic ...")
+        sent = simulate(url, scenario=job.scenario, rows=job.rows, seed=job.seed, day=2, batch_size=1000,
+                        label_delay=LabelDelay(scale=0.0))
         assert not sent.errors, sent.summary()
 
         fraud_like, _ = smoke_transactions()

@@ -1,7 +1,7 @@
 """Benchmark of the monitoring policy: detection power per drift scenario and false alarms.
 
 Windows of 5,000 consecutive transactions (``monitoring.window_rows``) are cut at random times of
-day from many days of :func:`fraud_detection.synthetic.daily_batches` (each day at the Kaggle
+day from many days of :func:`fraud_detection.simulation.synthetic.daily_batches` (each day at the Kaggle
 density of 142,403 payments) for each scenario at its default strength, with seeds and days that
 the calibration (``python -m fraud_detection.monitoring.calibrate``, seed 1000, days 0-39) never
 saw. Each window runs the production path with the thresholds of ``configs/monitoring.yaml``:
@@ -45,26 +45,24 @@ import json
 import math
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
 from bench.common import RESULTS_DIR, write_results  # noqa: E402
-from fraud_detection import schema, synthetic  # noqa: E402
+from fraud_detection.data import schema  # noqa: E402
 from fraud_detection.monitoring import (  # noqa: E402
     NoveltyIndex,
     Reference,
     assess_labelled,
     decide,
     detect_drift,
-    load_monitoring_config,
 )
-from fraud_detection.monitoring.calibrate import monitoring_windows, train_baseline_scorer  # noqa: E402
+from fraud_detection.monitoring.calibrate import (  # noqa: E402
+    monitoring_windows,
+    train_baseline_scorer,
+)
+from fraud_detection.monitoring.config import load_monitoring_file  # noqa: E402
+from fraud_detection.simulation import synthetic  # noqa: E402
 
 RESULTS = RESULTS_DIR / "monitoring.json"
 LOOP_RESULTS = RESULTS_DIR / "loop.json"
@@ -157,8 +155,8 @@ def main(argv=None) -> int:
         return 0
 
     started = time.perf_counter()
-    config = load_monitoring_config()
-    drift_config = replace(config.drift, engine=args.engine)
+    config = load_monitoring_file()
+    drift_config = config.drift.model_copy(update={"engine": args.engine})
     policy = config.policy
     if not drift_config.feature_thresholds:
         log("WARNING: configs/monitoring.yaml has no calibrated feature thresholds; run the calibration first")
@@ -171,7 +169,7 @@ def main(argv=None) -> int:
     scorer = train_baseline_scorer(reference)  # as the calibration did (same seed, one thread)
     prepared = Reference.prepare(reference, scorer(reference))
     index = NoveltyIndex(prepared, drift_config)
-    unmatched = replace(drift_config, match_hours=False, engine="stattest")
+    unmatched = drift_config.model_copy(update={"match_hours": False, "engine": "stattest"})
     index_unmatched = NoveltyIndex(prepared, unmatched)
     log(f"  threshold {scorer.threshold:.4f}, held-out {json.dumps(scorer.champion_metrics)}")
 

@@ -26,19 +26,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
 import orjson  # noqa: E402
 import pyarrow.csv as pcsv  # noqa: E402
 import pyarrow.json as pjson  # noqa: E402
 
 from bench.common import write_results  # noqa: E402
-from fraud_detection import prediction_log, schema, synthetic  # noqa: E402
-from fraud_detection.append_log import LogSettings, list_segments  # noqa: E402
-from fraud_detection.prediction_log import PredictionLog, read_window_result  # noqa: E402
+from fraud_detection.data import schema  # noqa: E402
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+from fraud_detection.serving import prediction_log
+from fraud_detection.serving.append_log import LogSettings, list_segments  # noqa: E402
+from fraud_detection.serving.prediction_log import PredictionLog, read_window_result  # noqa: E402
+from fraud_detection.simulation import synthetic
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "prediction_log.json"
 FIELDS = list(schema.TRANSACTION_FIELDS)

@@ -13,8 +13,8 @@ import os
 import bentoml
 import numpy as np
 
-from fraud_detection.schema import TRANSACTION_FIELDS
-from fraud_detection.scorer import FraudScorer
+from fraud_detection.data.schema import TRANSACTION_FIELDS
+from fraud_detection.model.scorer import FraudScorer
 
 
 @bentoml.service(name="reference_service", workers=1)

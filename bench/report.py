@@ -7,9 +7,9 @@ each (nested details stay in the JSON) between the bench-table markers of the RE
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+
 RESULTS = PROJECT_ROOT / "bench" / "results"
 README = PROJECT_ROOT / "README.md"
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"

@@ -43,17 +43,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
 from bench.common import write_results  # noqa: E402
-from fraud_detection import synthetic  # noqa: E402
-from fraud_detection.schema import TRANSACTION_FIELDS  # noqa: E402
-from fraud_detection.scorer import FraudScorer  # noqa: E402
+from fraud_detection.data.schema import TRANSACTION_FIELDS  # noqa: E402
+from fraud_detection.model.scorer import FraudScorer  # noqa: E402
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+from fraud_detection.simulation import synthetic  # noqa: E402
 from service import gateway_control  # noqa: E402
-from tests.service_helpers import columns, quick_scorer, start_server, transaction_dicts  # noqa: E402
-from tests.test_gateway import free_port  # noqa: E402
+from testkit.ports import free_port  # noqa: E402
+from testkit.service import columns, quick_scorer, start_server, transaction_dicts  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "serving.json"
 

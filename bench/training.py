@@ -3,7 +3,7 @@
 On the full-size default with the default configs/training.yaml, in one process and one run:
 
 1. **bare**: the same work outside ZenML and MLflow — generate the data, validate, split by time,
-   ``fraud_detection.training.train`` (search, selection, calibration, refit, threshold) and the
+   ``fraud_detection.training.core.train`` (search, selection, calibration, refit, threshold) and the
    test evaluation — timed as ``bare_fit_seconds``;
 2. **pipeline**: ``training_pipeline`` on the project's local stack (ZenML, MLflow tracking and
    registry), in temporary ZenML / MLflow / BentoML homes, timed as ``pipeline_seconds``, with
@@ -20,32 +20,28 @@ champion / oracle. Prints progress and ONE JSON object on its last line; writes
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+
 SANDBOX = Path(tempfile.mkdtemp(prefix="fraud-bench-training-"))
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.common import write_results  # noqa: E402
-from fraud_detection.sandbox import isolate  # noqa: E402 - before any tool is imported
+from testkit.sandbox import isolate  # noqa: E402 - before any tool is imported
 
 isolate(SANDBOX)
 
-from fraud_detection import schema  # noqa: E402
-from fraud_detection.config import DataConfig, build, pipeline_config  # noqa: E402
-from fraud_detection.evaluation import evaluate  # noqa: E402
-from fraud_detection.features import frame_to_array  # noqa: E402
-from fraud_detection.loader import prepare, read_source  # noqa: E402
-from fraud_detection.split import split_by_time  # noqa: E402
-from fraud_detection.synthetic import oracle_for_default  # noqa: E402
-from fraud_detection.threshold import ThresholdConfig  # noqa: E402
-from fraud_detection.training import train  # noqa: E402
-from fraud_detection.training_config import TrainingConfig  # noqa: E402
-from fraud_detection.validation import validate_transactions  # noqa: E402
+from fraud_detection.data import schema  # noqa: E402
+from fraud_detection.data.loader import prepare, read_source  # noqa: E402
+from fraud_detection.data.split import split_by_time  # noqa: E402
+from fraud_detection.data.validation import validate_transactions  # noqa: E402
+from fraud_detection.model.features import frame_to_array  # noqa: E402
+from fraud_detection.simulation.synthetic import oracle_for_default  # noqa: E402
+from fraud_detection.training.config import TrainingFile, load_training_file  # noqa: E402
+from fraud_detection.training.core import train  # noqa: E402
+from fraud_detection.training.evaluation import evaluate  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "training.json"
 START = time.perf_counter()
@@ -55,11 +51,9 @@ def log(message: str) -> None:
     print(f"[training-bench {time.perf_counter() - START:6.1f}s] {message}", flush=True)
 
 
-def bare(sections: dict) -> dict:
+def bare(settings: TrainingFile) -> dict:
     """The pipeline's work as plain function calls."""
-    data = DataConfig.from_mapping(sections["data"])
-    config = TrainingConfig.from_mapping(sections["training"])
-    costs = build(ThresholdConfig, sections["threshold"], "threshold")
+    data, config, costs = settings.data, settings.training, settings.threshold
     started = time.perf_counter()
     frame, source = read_source(data.path, data.synthetic)
     validate_transactions(frame, source).raise_if_failed()
@@ -80,22 +74,24 @@ def bare(sections: dict) -> dict:
     }
 
 
-def pipeline(sections: dict) -> dict:
+def pipeline(settings: TrainingFile) -> dict:
+    from fraud_detection.names import Artifact, Experiment, Step
+    from pipelines.loop import output
     from pipelines.stack_support import ensure_experiment, pipeline_stack
-    from pipelines.training import EXPERIMENT, training_pipeline
+    from pipelines.training import training_pipeline
 
     stack = pipeline_stack(log)
-    ensure_experiment(EXPERIMENT, stack)
+    ensure_experiment(Experiment.TRAINING, stack)
     started = time.perf_counter()
-    run = training_pipeline(**{k: sections.get(k) or {} for k in ("data", "training", "threshold", "evaluation", "promotion")})
+    run = training_pipeline(config=settings)
     seconds = time.perf_counter() - started
     steps = {
         name: round((step.end_time - step.start_time).total_seconds(), 1)
         for name, step in run.steps.items()
         if step.start_time and step.end_time
     }
-    report = run.steps["evaluate_model"].outputs["evaluation_report"][0].load()
-    decision = run.steps["register_and_promote"].outputs["promotion_decision"][0].load()
+    report = output(run, Step.EVALUATE, Artifact.EVALUATION_REPORT)
+    decision = output(run, Step.PROMOTE, Artifact.PROMOTION_DECISION)
     return {
         "pipeline_seconds": round(seconds, 1),
         "step_seconds": steps,
@@ -109,18 +105,18 @@ def pipeline(sections: dict) -> dict:
 
 
 def main() -> None:
-    sections = pipeline_config("training")
+    settings = load_training_file()
     log(f"sandbox {SANDBOX}; bare run first, then the pipeline")
-    bare_figures = bare(sections)
+    bare_figures = bare(settings)
     log(f"bare: {bare_figures}")
-    pipeline_figures = pipeline(sections)
+    pipeline_figures = pipeline(settings)
     log(f"pipeline: {pipeline_figures}")
     result = {
         **{k: v for k, v in pipeline_figures.items() if k != "step_seconds"},
         **bare_figures,
         "zenml_overhead_ratio": round(pipeline_figures["pipeline_seconds"] / bare_figures["bare_fit_seconds"], 3),
         "step_seconds": pipeline_figures["step_seconds"],
-        "rows": DataConfig.from_mapping(sections["data"]).synthetic.rows,
+        "rows": settings.data.synthetic.rows,
         "cpus": os.cpu_count(),
     }
     write_results(RESULTS, result, log)

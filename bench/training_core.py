@@ -1,7 +1,7 @@
 """Benchmark of the bare training core (no ZenML, no MLflow): quality against the oracle, and time.
 
 On the full-size default (``synthetic.generate(284807, seed)``), split 60/20/20 by Time
-(``split.split_by_time``), it runs :func:`fraud_detection.training.train` with the default
+(``split.split_by_time``), it runs :func:`fraud_detection.training.core.train` with the default
 ``training:`` config (search of every candidate, selection on validation, calibration, refit) and
 reports, on the untouched test period:
 
@@ -22,26 +22,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from sklearn.metrics import average_precision_score  # noqa: E402
-
 from bench.common import write_results  # noqa: E402
-from fraud_detection import split, synthetic  # noqa: E402
-from fraud_detection.calibration import brier_score  # noqa: E402
-from fraud_detection.config import DataConfig, pipeline_config  # noqa: E402
-from fraud_detection.features import frame_to_array  # noqa: E402
-from fraud_detection.schema import LABEL  # noqa: E402
-from fraud_detection.training import train  # noqa: E402
-from fraud_detection.training_config import TrainingConfig  # noqa: E402
+from fraud_detection.data import split  # noqa: E402
+from fraud_detection.data.config import DataConfig  # noqa: E402
+from fraud_detection.data.schema import LABEL  # noqa: E402
+from fraud_detection.model.features import frame_to_array  # noqa: E402
+from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+from fraud_detection.simulation import synthetic
+from fraud_detection.training.config import TrainingConfig, load_training_file  # noqa: E402
+from fraud_detection.training.core import train  # noqa: E402
+from fraud_detection.training.evaluation import (
+    average_precision,  # noqa: E402
+    brier_score,  # noqa: E402
+)
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "training_core.json"
 START = time.perf_counter()
@@ -71,12 +68,12 @@ def run(seed: int, config: TrainingConfig, data_config: DataConfig) -> dict:
     x_test = frame_to_array(test)
     champion = result.scorer.predict_proba(x_test)
     oracle = data.oracle(test)
-    champion_ap = average_precision_score(y_test, champion)
-    oracle_ap = average_precision_score(y_test, oracle)
+    champion_ap = average_precision(y_test, champion)
+    oracle_ap = average_precision(y_test, oracle)
     # Diagnostic only: the train-only fit of every candidate on the test period.
     test_features = result.prepared.transform(x_test)
     candidate_test_ap = {
-        v.name: round(float(average_precision_score(y_test, v.fitted.raw_score(test_features))), 4)
+        v.name: round(float(average_precision(y_test, v.fitted.raw_score(test_features))), 4)
         for v in result.validations
     }
     started = time.perf_counter()
@@ -117,9 +114,8 @@ def main() -> None:
                         help="data seeds (default: the config's data seed); the first gives the headline")
     parser.add_argument("--config", default=None, help="training YAML (default configs/training.yaml)")
     args = parser.parse_args()
-    content = pipeline_config("training", args.config)
-    config = TrainingConfig.from_mapping(content["training"])
-    data_config = DataConfig.from_mapping(content.get("data"))
+    settings = load_training_file(args.config)
+    config, data_config = settings.training, settings.data
     seeds = args.seeds or [data_config.synthetic.seed]
     runs = [run(seed, config, data_config) for seed in seeds]
     result = dict(runs[0])

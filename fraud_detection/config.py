@@ -1,23 +1,44 @@
-"""Loading the per-pipeline YAML files in ``configs/``.
+"""Typed configuration: the per-pipeline YAML files in ``configs/``, validated before anything runs.
 
-Each pipeline has one YAML file (``configs/<pipeline>.yaml``); ``--config PATH`` replaces it. The
-sections are parsed into small dataclasses so that a misspelt key is an error that names it
-rather than a silently ignored setting.
+Each pipeline has one YAML file (``configs/<pipeline>.yaml``; ``--config PATH`` replaces it) whose
+sections are pydantic models (:class:`Section`: unknown keys are refused, types are checked, the
+models are frozen). Each stage declares its own sections next to the code that reads them
+(``data/config.py``, ``training/config.py``, ``serving/config.py``, ``monitoring/config.py``) and the
+model of its whole file; :func:`load_file` reads a file into it and turns pydantic's errors into a
+:class:`ConfigError` that names the file and the key, e.g.
+``configs/training.yaml: training.candidates.0.family: Input should be 'lightgbm', ...``.
+
+The same models are the pipelines' and steps' parameters, so ZenML stores and shows the validated
+values, and nothing downstream re-parses a plain dict.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fraud_detection.paths import CONFIG_DIR
 
 
 class ConfigError(ValueError):
     pass
+
+
+class Section(BaseModel):
+    """A configuration section: unknown keys are errors, values are checked and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def config_path(pipeline: str, path: str | Path | None = None) -> Path:
+    """``path`` if given, else ``configs/<pipeline>.yaml``."""
+    return Path(path) if path else CONFIG_DIR / f"{pipeline}.yaml"
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -33,47 +54,41 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return content
 
 
-def pipeline_config(pipeline: str, path: str | Path | None = None) -> dict[str, Any]:
-    """The YAML mapping for a pipeline: ``path`` if given, else ``configs/<pipeline>.yaml``."""
-    return load_yaml(path or CONFIG_DIR / f"{pipeline}.yaml")
+def describe(error: ValidationError, where: str, section: str = "") -> str:
+    """pydantic's errors as one message per key: ``<where>: <section.key.path>: <what is wrong>``."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in (*([section] if section else []), *item["loc"])) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{where}: {key}: {message}")
+    return "\n".join(lines)
 
 
-def build(cls, section: dict[str, Any] | None, where: str):
-    """Instantiate a config dataclass from a mapping, naming unknown keys."""
-    section = dict(section or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**section)
+def validate(model: type[Model], content: Any, where: str, section: str = "") -> Model:
+    """``content`` (of ``section``) as a ``model``; else a :class:`ConfigError` naming ``where`` and the key."""
+    try:
+        return model.model_validate(content if content is not None else {})
+    except ValidationError as error:
+        raise ConfigError(describe(error, where, section)) from None
 
 
-@dataclass(frozen=True)
-class SyntheticDataConfig:
-    """The embedded default: the project's synthetic set in the Kaggle schema."""
-
-    rows: int = 284_807
-    seed: int = 7
-    scenario: str = "none"
-    strength: float | None = None
+def load_file(model: type[Model], pipeline: str, path: str | Path | None = None) -> Model:
+    """The whole YAML file of ``pipeline`` (or ``path``) as ``model``."""
+    path = config_path(pipeline, path)
+    return validate(model, load_yaml(path), _shown(path))
 
 
-@dataclass(frozen=True)
-class SplitConfig:
-    validation_fraction: float = 0.2
-    test_fraction: float = 0.2
+def load_section(pipeline: str, section: str, model: type[Model], path: str | Path | None = None) -> Model:
+    """One section of a pipeline's YAML file as ``model`` (its other sections are not read)."""
+    path = config_path(pipeline, path)
+    content = load_yaml(path)
+    if section not in content:
+        raise ConfigError(f"{_shown(path)} has no '{section}:' section")
+    return validate(model, content[section], _shown(path), section)
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    # A creditcard.csv in the Kaggle layout; None uses the synthetic default.
-    path: str | None = None
-    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-
-    @classmethod
-    def from_mapping(cls, section: dict[str, Any] | None, where: str = "data") -> "DataConfig":
-        section = dict(section or {})
-        synthetic = build(SyntheticDataConfig, section.pop("synthetic", None), f"{where}.synthetic")
-        split = build(SplitConfig, section.pop("split", None), f"{where}.split")
-        return build(cls, {**section, "synthetic": synthetic, "split": split}, where)
+def _shown(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(CONFIG_DIR.parent)) if path.is_relative_to(CONFIG_DIR.parent) else str(path)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fraud_detection import paths, schema
-from fraud_detection.config import DataConfig, pipeline_config
-from fraud_detection.evaluation import (
+from fraud_detection import paths
+from fraud_detection.config import config_path as config_file
+from fraud_detection.config import load_yaml, validate
+from fraud_detection.data import schema
+from fraud_detection.data.config import DataConfig
+from fraud_detection.model.features import hour_of_day
+from fraud_detection.training.config import ParamSpec, TrainingConfig
+from fraud_detection.training.evaluation import (
     FPR_TARGET,
     BootstrapResult,
     pr_curve_points,
@@ -37,8 +42,7 @@ from fraud_detection.evaluation import (
     roc_auc,
     roc_curve_points,
 )
-from fraud_detection.evaluation import average_precision as _average_precision
-from fraud_detection.training_config import ParamSpec, TrainingConfig
+from fraud_detection.training.evaluation import average_precision as _average_precision
 
 AUTO = "auto"
 SYNTHETIC = "synthetic"
@@ -97,7 +101,8 @@ class EdaData:
 
 def data_config(config_path: str | Path | None = None) -> DataConfig:
     """The ``data:`` section of ``configs/training.yaml`` (the pipeline's own data settings)."""
-    return DataConfig.from_mapping(pipeline_config("training", config_path).get("data"))
+    path = config_file("training", config_path)
+    return validate(DataConfig, load_yaml(path).get("data"), str(path), "data")
 
 
 def resolve_data_path(data_path: str | Path | None, config: DataConfig | None = None) -> Path | None:
@@ -165,8 +170,8 @@ def load_data(
 
     ``seed`` (default: the config's synthetic seed) seeds both the generator and the sample.
     """
-    from fraud_detection import synthetic
-    from fraud_detection.loader import load_transactions
+    from fraud_detection.data.loader import load_transactions
+    from fraud_detection.simulation import synthetic
 
     config = data_config(config_path)
     seed = config.synthetic.seed if seed is None else int(seed)
@@ -362,13 +367,6 @@ def strongest_pairs(corr: pd.DataFrame, top: int = 10) -> pd.DataFrame:
         {"a": [names[i] for i in upper[0]], "b": [names[j] for j in upper[1]], "r": values[upper]}
     ).dropna()
     return table.reindex(table["r"].abs().sort_values(ascending=False).index).head(top).reset_index(drop=True)
-
-
-def hour_of_day(time: Any, time_origin_hour: float = 0.0) -> np.ndarray:
-    """The whole hour of day (0..23) of each Time, on the clock of the model's hour features
-    (``features.hour_angle``: ``Time = 0`` is ``time_origin_hour`` o'clock)."""
-    hours = np.mod(np.asarray(time, dtype=float) / 3600.0 + time_origin_hour, 24.0)
-    return np.minimum(np.floor(hours).astype(int), 23)
 
 
 def hourly_activity(frame: pd.DataFrame, time_origin_hour: float = 0.0) -> pd.DataFrame:
@@ -618,11 +616,7 @@ def scaled_search_budget(
     """
     if not 0 < fraction <= 1:
         raise EdaError(f"SEARCH_FRACTION must be in (0, 1], got {fraction}")
-    scale = fraction * min(1.0, rows / reference_rows)
-    candidates = tuple(
-        replace(c, timeout_seconds=max(min_seconds, (c.timeout_seconds or 60.0) * scale)) for c in config.candidates
-    )
-    return replace(config, candidates=candidates)
+    return config.with_scaled_budget(seconds=fraction * min(1.0, rows / reference_rows), min_seconds=min_seconds)
 
 
 def params_at_bounds(

@@ -1,7 +1,7 @@
 """Checks on rendered manifests: Kubernetes schemas (offline) and the project's serving policy.
 
 Both functions return a list of problems, each naming the resource and the field; an empty list
-means the manifests pass. ``tests/test_manifests.py`` runs them on every overlay, and shows on
+means the manifests pass. ``tests/infra/test_manifests.py`` runs them on every overlay, and shows on
 altered copies that each policy rule catches what it is meant to catch.
 
 * :func:`schema_problems` validates every resource against the Kubernetes OpenAPI schemas that

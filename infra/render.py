@@ -9,7 +9,7 @@ Two engines give the same manifests for this project's overlays:
   exactly the kustomize features the overlays use -- ``resources`` (files and directories),
   ``namespace``, ``labels`` (without ``includeSelectors``), ``images``, ``replicas`` and
   ``patches`` given as strategic-merge files -- and refuses anything else with an error naming the
-  field, rather than rendering it wrongly. ``tests/test_manifests.py`` checks that it produces
+  field, rather than rendering it wrongly. ``tests/infra/test_manifests.py`` checks that it produces
   the same resources as the real kustomize whenever the binary is available.
 
 ``engine="auto"`` (the default) takes the binary when there is one.

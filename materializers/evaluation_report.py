@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from fraud_detection.evaluation import EvaluationReport
+from fraud_detection.training.evaluation import EvaluationReport
 
 REPORT_FILE = "evaluation.json"
 VIEW_FILE = "evaluation.html"
@@ -29,7 +29,7 @@ class EvaluationReportMaterializer(BaseMaterializer):
             json.dump(data.to_dict(), handle, indent=2)
 
     def save_visualizations(self, data: EvaluationReport) -> dict[str, VisualizationType]:
-        from fraud_detection.plots import render_plots
+        from fraud_detection.training.plots import render_plots
 
         images = render_plots(data)  # drawn once, for both the page and the separate images
         page = os.path.join(self.uri, VIEW_FILE)

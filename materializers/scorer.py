@@ -16,7 +16,7 @@ from zenml.enums import ArtifactType, VisualizationType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from fraud_detection.scorer import FraudScorer
+from fraud_detection.model.scorer import FraudScorer
 
 VIEW_FILE = "scorer.html"
 

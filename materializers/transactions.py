@@ -14,7 +14,7 @@ import pandas as pd
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from fraud_detection import schema
+from fraud_detection.data import schema
 
 DATA_FILE = "transactions.parquet"
 SUMMARY_FILE = "summary.csv"

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from fraud_detection.validation import DataValidationReport
+from fraud_detection.data.validation import DataValidationReport
 
 REPORT_FILE = "report.json"
 VIEW_FILE = "report.html"

@@ -1,37 +1,26 @@
-"""The data gate that opens every pipeline: ingest → validate → time-ordered split."""
+"""The data gate that opens every pipeline: ingest (or any raw data) → validate → time-ordered split."""
 
 from __future__ import annotations
 
 from zenml import pipeline
 
-from fraud_detection.config import DataConfig
+from fraud_detection.data.config import DataConfig, SplitConfig
 from steps.data.ingest import ingest_transactions
 from steps.data.split import split_transactions
 from steps.data.validate import validate_transactions_step
 
 
+def gate(raw, split: SplitConfig):
+    """Validate raw transactions and split them by time (inside a pipeline); train, validation, test."""
+    return split_transactions(raw, validate_transactions_step(raw), split=split)
+
+
 def data_gate(data: DataConfig):
-    """Wire the gate's steps inside a pipeline; returns the train, validation and test artifacts."""
-    raw = ingest_transactions(
-        data_path=data.path,
-        synthetic_rows=data.synthetic.rows,
-        synthetic_seed=data.synthetic.seed,
-        synthetic_scenario=data.synthetic.scenario,
-        synthetic_strength=data.synthetic.strength,
-    )
-    report = validate_transactions_step(raw)
-    return split_transactions(
-        raw,
-        report,
-        validation_fraction=data.split.validation_fraction,
-        test_fraction=data.split.test_fraction,
-    )
+    """Ingest the configured data, then :func:`gate`; returns the train, validation and test artifacts."""
+    return gate(ingest_transactions(data=data), data.split)
 
 
 @pipeline(enable_cache=False)
-def data_gate_pipeline(data: dict) -> None:
-    """The gate on its own: a quick check that a dataset can enter training.
-
-    ``data`` is the ``data`` section of a pipeline config (plain YAML values, so ZenML can store it).
-    """
-    data_gate(DataConfig.from_mapping(data))
+def data_gate_pipeline(data: DataConfig) -> None:
+    """The gate on its own: a quick check that a dataset can enter training (``data:`` of a pipeline config)."""
+    data_gate(data)

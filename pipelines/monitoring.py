@@ -5,21 +5,25 @@ from __future__ import annotations
 from zenml import Model, pipeline
 from zenml.enums import ModelStages
 
-from fraud_detection.registry import MODEL_NAME
+from fraud_detection.monitoring.config import MonitoringConfig
+from fraud_detection.names import MODEL_NAME
 from steps.monitoring.assess_window import assess_window
 from steps.monitoring.check_quality import check_data_quality
 from steps.monitoring.load_reference import load_reference
 from steps.monitoring.read_window import read_current_window
 from steps.monitoring.record_decision import record_decision
+from steps.serving.load_champion import load_champion
 
-EXPERIMENT = "monitoring_pipeline"
 
-
+# The pipeline's model is the version in production: the champion record (steps/champion.py).
 @pipeline(enable_cache=False, model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION))
-def monitoring_pipeline(monitoring_config: dict) -> None:
-    """``monitoring_config``: the monitoring, drift and policy sections of configs/monitoring.yaml."""
+def monitoring_pipeline(config: MonitoringConfig) -> None:
+    """``config``: the monitoring, drift and policy sections of configs/monitoring.yaml."""
+    scorer, info = load_champion()
     reference = load_reference()
-    current, labelled = read_current_window(window_rows=int(monitoring_config["monitoring"]["window_rows"]))
+    current, labelled = read_current_window(window_rows=config.monitoring.window_rows)
     quality = check_data_quality(current, reference)
-    report, summary, decision = assess_window(reference, current, labelled, quality, monitoring_config=monitoring_config)
+    report, summary, decision = assess_window(
+        scorer, info, reference, current, labelled, quality, config=config
+    )
     record_decision(decision, summary, quality)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from zenml import Model, pipeline
 
-from fraud_detection.config import DataConfig
-from fraud_detection.registry import MODEL_NAME
+from fraud_detection.data.config import SyntheticDataConfig
+from fraud_detection.names import MODEL_NAME
+from fraud_detection.training.config import TrainingFile
 from pipelines.data_gate import data_gate
+from steps.simulation.bayes_scores import bayes_scores
 from steps.training.evaluate import evaluate_model
 from steps.training.fit_champion import fit_champion
 from steps.training.promote import register_and_promote
 from steps.training.search import search_candidates
 
-EXPERIMENT = "training_pipeline"  # MLflow experiment: ZenML's tracker names it after the pipeline
-
+# Each run makes a new version of the ZenML model; promotion decides its stage (steps/champion.py).
 FRAUD_DETECTOR = Model(
     name=MODEL_NAME,
     description="Credit-card fraud detector: calibrated P(fraud) per transaction and a cost-based threshold.",
@@ -21,22 +22,25 @@ FRAUD_DETECTOR = Model(
 )
 
 
-@pipeline(model=FRAUD_DETECTOR)
-def training_pipeline(
-    data: dict,
-    training: dict,
-    threshold: dict,
-    evaluation: dict,
-    promotion: dict,
-) -> None:
-    """Each argument is a section of configs/training.yaml (plain YAML values, so ZenML can store them)."""
-    train, validation, test = data_gate(DataConfig.from_mapping(data))
-    searches = search_candidates(train, validation, training_config=training)
+def train_and_register(train, validation, test, config: TrainingFile, synthetic: SyntheticDataConfig | None) -> None:
+    """The steps after the data gate, shared by the training and the retraining pipeline.
+
+    ``synthetic``: the generator settings when the data is the synthetic default (the evaluation
+    compares with its exact Bayes-optimal score), else None.
+    """
+    searches = search_candidates(train, validation, training=config.training)
     scorer, summary, comparison = fit_champion(
-        train, validation, searches, training_config=training, threshold_config=threshold
+        train, validation, searches, training=config.training, threshold=config.threshold
     )
+    oracle = bayes_scores(test, synthetic=synthetic) if synthetic is not None else None
     report = evaluate_model(
-        scorer, test, summary, comparison,
-        data_config=data, threshold_config=threshold, evaluation_config=evaluation,
+        scorer, test, summary, comparison, oracle, threshold=config.threshold, evaluation=config.evaluation
     )
-    register_and_promote(scorer, report, test, threshold_config=threshold, promotion_config=promotion)
+    register_and_promote(scorer, report, test, threshold=config.threshold, promotion=config.promotion)
+
+
+@pipeline(model=FRAUD_DETECTOR)
+def training_pipeline(config: TrainingFile) -> None:
+    """``config``: configs/training.yaml (or ``--config``), validated before ZenML starts."""
+    train, validation, test = data_gate(config.data)
+    train_and_register(train, validation, test, config, config.data.synthetic if config.data.is_synthetic else None)

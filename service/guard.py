@@ -17,7 +17,13 @@ import hmac
 import uuid
 from collections.abc import Collection
 
-from fraud_detection.contract import TOO_LARGE, UNAUTHORIZED, dumps, error_body, request_id_or_none
+from fraud_detection.serving.contract import (
+    TOO_LARGE,
+    UNAUTHORIZED,
+    dumps,
+    error_body,
+    request_id_or_none,
+)
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("fraud_request_id", default="")
 REQUEST_ID_HEADER = b"x-request-id"

@@ -1,10 +1,10 @@
 """Where the service's model comes from, and how a scorer gets into BentoML's model store.
 
-The service serves a :class:`fraud_detection.scorer.FraudScorer` from, in this order:
+The service serves a :class:`fraud_detection.model.scorer.FraudScorer` from, in this order:
 
 1. ``FRAUD_MODEL_DIR``: a directory written by ``FraudScorer.save`` (development, tests, or a
    volume mounted into a container);
-2. the BentoML model store model ``<service.model_name>`` (``fraud_detector``), version
+2. the BentoML model store model ``fraud_detector`` (:data:`fraud_detection.names.MODEL_NAME`), version
    ``FRAUD_MODEL_TAG``'s or the latest: a directory written by :func:`save_to_model_store`. The
    deployment pipeline saves the champion there, and ``bentoml build`` packs it into the Bento;
 3. nothing: :func:`load_served_model` raises :class:`ModelUnavailable` saying what it looked for.
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fraud_detection.scorer import SCORER_FILE, FraudScorer
+from fraud_detection.model.scorer import SCORER_FILE, FraudScorer
+from fraud_detection.names import MODEL_NAME
 
 MODEL_DIR_ENV = "FRAUD_MODEL_DIR"
 MODEL_TAG_ENV = "FRAUD_MODEL_TAG"
-DEFAULT_MODEL_NAME = "fraud_detector"
 _VERSION = re.compile(r"[a-z0-9A-Z]([-_.a-z0-9A-Z]{0,61}[a-z0-9A-Z])?")
 
 
@@ -60,7 +60,7 @@ def scorer_version(scorer: FraudScorer, directory: str | Path) -> str:
     return content_version(directory)
 
 
-def model_tag(name: str = DEFAULT_MODEL_NAME) -> str:
+def model_tag(name: str = MODEL_NAME) -> str:
     """The store tag the service serves: ``FRAUD_MODEL_TAG`` if set, else ``<name>:latest``."""
     return os.environ.get(MODEL_TAG_ENV) or f"{name}:latest"
 
@@ -76,7 +76,7 @@ def stored_model(tag: str):
         return None
 
 
-def load_served_model(name: str = DEFAULT_MODEL_NAME) -> ServedModel:
+def load_served_model(name: str = MODEL_NAME) -> ServedModel:
     """The scorer to serve (see the module doc for the order); ModelUnavailable if there is none."""
     directory = os.environ.get(MODEL_DIR_ENV)
     if directory:
@@ -119,7 +119,7 @@ def _store_metadata(scorer: FraudScorer) -> dict[str, Any]:
 
 def save_to_model_store(
     scorer: FraudScorer,
-    name: str = DEFAULT_MODEL_NAME,
+    name: str = MODEL_NAME,
     version: str | None = None,
     labels: dict[str, str] | None = None,
 ):

@@ -1,29 +1,29 @@
 """The service's request and response documents as pydantic models: the OpenAPI (``/docs.json``,
-Swagger UI at ``/``) shows them; :mod:`fraud_detection.contract` enforces them.
+Swagger UI at ``/``) shows them; :mod:`fraud_detection.serving.contract` enforces them.
 
 BentoML would validate a request against its pydantic input model and answer a failure with its
 own error layout. The request specs here (:func:`raw_body_spec`) skip that: they hand the endpoint
 the raw body bytes (:class:`RawBody`), and ``contract.py`` parses and validates them with the
 messages of the contract. The pydantic models only describe the documents. Field lists come from
-``fraud_detection.schema``; limits from the ``service:`` config.
+``fraud_detection.data.schema``; limits from the ``service:`` config.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from _bentoml_sdk.io_models import IODescriptor, IORootModel
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from _bentoml_sdk.io_models import IODescriptor, IORootModel
-from fraud_detection.contract import ServiceConfig
-from fraud_detection.schema import MIN_VALUE, TRANSACTION_FIELDS
+from fraud_detection.data.schema import MIN_VALUE, TRANSACTION_FIELDS
+from fraud_detection.serving.config import ServiceConfig
 
 _EXAMPLE = {name: (0.0 if name not in MIN_VALUE else 1.0) for name in TRANSACTION_FIELDS}
 _EXAMPLE.update({"Time": 40_000.0, "Amount": 59.9})
 
 
 class RawBody:
-    """The request body as received; the endpoint parses it with :mod:`fraud_detection.contract`."""
+    """The request body as received; the endpoint parses it with :mod:`fraud_detection.serving.contract`."""
 
     __slots__ = ("data",)
 

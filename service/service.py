@@ -11,7 +11,7 @@ The model is loaded by a background thread (see :mod:`service.model_store` for w
 from), so the server answers ``/livez`` at once and ``/readyz`` turns 200 when the model is in; a
 load that fails is logged and retried every ``model_retry_seconds``, and until then the scoring
 endpoints answer 503 saying why. Requests are parsed and validated by
-:mod:`fraud_detection.contract` from the raw body (BentoML's own validation is bypassed, see
+:mod:`fraud_detection.serving.contract` from the raw body (BentoML's own validation is bypassed, see
 :mod:`service.schemas`), and scored on numpy arrays by the scorer's booster directly.
 
 Environment: ``FRAUD_MODEL_DIR`` / ``FRAUD_MODEL_TAG`` (the model), ``FRAUD_API_KEY`` (require a
@@ -31,15 +31,21 @@ import numpy as np
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from fraud_detection import contract
-from fraud_detection.append_log import LogSettings
-from fraud_detection.config import pipeline_config
-from fraud_detection.contract import UNAVAILABLE, ContractError
-from fraud_detection.prediction_log import DEFAULT_SETTINGS, PredictionLog
-from fraud_detection.schema import TRANSACTION_FIELDS
+from fraud_detection.data.schema import TRANSACTION_FIELDS
+from fraud_detection.serving import contract
+from fraud_detection.serving.config import load_deployment_config
+from fraud_detection.serving.contract import UNAVAILABLE, ContractError
+from fraud_detection.serving.prediction_log import PredictionLog
 from service.guard import REQUEST_ID, GuardMiddleware
 from service.metrics import observe_scores
-from service.model_store import MODEL_DIR_ENV, ModelUnavailable, ServedModel, load_served_model, model_tag, stored_model
+from service.model_store import (
+    MODEL_DIR_ENV,
+    ModelUnavailable,
+    ServedModel,
+    load_served_model,
+    model_tag,
+    stored_model,
+)
 from service.schemas import (
     BatchResponse,
     ColumnarResponse,
@@ -56,7 +62,8 @@ API_KEY_ENV = "FRAUD_API_KEY"
 
 # Under "bentoml" so that the server's logging configuration (level, format, handlers) applies.
 log = logging.getLogger("bentoml.fraud_service")
-CONFIG = contract.service_config(os.environ.get(CONFIG_ENV) or None)
+SETTINGS = load_deployment_config(os.environ.get(CONFIG_ENV) or None)
+CONFIG = SETTINGS.service
 API_KEY = os.environ.get(API_KEY_ENV) or None
 SCORING_PATHS = ("/predict", "/predict_batch", "/predict_columnar")
 PROTECTED_PATHS = (*SCORING_PATHS, "/model")
@@ -76,8 +83,7 @@ def make_recorder() -> PredictionLog:
     One log per worker process (each writes its own segment files); a row is in the OS before the
     response leaves, so a crash or restart loses no acknowledged prediction.
     """
-    section = pipeline_config("deployment", os.environ.get(CONFIG_ENV) or None).get("prediction_log")
-    return PredictionLog(settings=LogSettings.from_mapping(section, "prediction_log", DEFAULT_SETTINGS))
+    return PredictionLog(settings=SETTINGS.prediction_log)
 
 
 def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -96,8 +102,8 @@ class FraudService:
 
     # Declared only when the store has the model: BentoML resolves declared models before serving
     # (and would try BentoCloud for a missing one), and `bentoml build` packs them into the Bento.
-    if not os.environ.get(MODEL_DIR_ENV) and stored_model(model_tag(CONFIG.model_name)) is not None:
-        model_ref = bentoml.models.BentoModel(model_tag(CONFIG.model_name))
+    if not os.environ.get(MODEL_DIR_ENV) and stored_model(model_tag()) is not None:
+        model_ref = bentoml.models.BentoModel(model_tag())
 
     def __init__(self) -> None:
         self.config = CONFIG
@@ -114,7 +120,7 @@ class FraudService:
     def _load_until_loaded(self) -> None:
         while not self._stop.is_set():
             try:
-                served = load_served_model(self.config.model_name)
+                served = load_served_model()
                 # The first call of a booster allocates; pay it here, not on the first request.
                 served.scorer.predict_proba(_WARMUP_ROW)
                 served.scorer.contributions(_WARMUP_ROW, top=self.config.top_reasons)

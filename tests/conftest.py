@@ -6,19 +6,14 @@ so no test can read or change a user's stacks, runs, registered models or bentos
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_SANDBOX = Path(tempfile.mkdtemp(prefix="fraud-tests-"))
+from testkit.sandbox import (
+    isolate,  # imports no tool: isolate() must run before any does
+)
 
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from fraud_detection.sandbox import isolate  # noqa: E402 - the path above first; no tool imported yet
-
-isolate(_SANDBOX)
+_SANDBOX = isolate(Path(tempfile.mkdtemp(prefix="fraud-tests-")))
 
 
 def pytest_report_header(config):  # noqa: D103 - pytest hook

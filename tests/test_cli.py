@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from fraud_detection import schema
-from tests.conftest import PROJECT_ROOT
+from fraud_detection.data import schema
+from fraud_detection.paths import PROJECT_ROOT
 
 FLAGS = (
     "--training", "--deployment", "--monitoring", "--retrain-and-serve", "--rollback",

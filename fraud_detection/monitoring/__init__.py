@@ -4,7 +4,8 @@ and the retraining policy (pure domain code: no ZenML here; the pipeline wraps i
 * :mod:`.drift` - data quality, feature drift, prediction (score) drift and alert rate, with the
   reference stratified by hour of day (Evidently 0.7 report);
 * :mod:`.performance` - metrics on the labelled part, fraud rate, new-fraud-pattern check;
-* :mod:`.policy` - ``configs/monitoring.yaml`` and :func:`decide` (retrain or not, and why);
+* :mod:`.policy` - :func:`decide` (retrain or not, and why);
+* :mod:`.config` - ``configs/monitoring.yaml`` (and the calibrated thresholds' own file);
 * :mod:`.calibrate` - thresholds calibrated on no-change windows
   (``python -m fraud_detection.monitoring.calibrate``).
 """
@@ -29,13 +30,7 @@ from fraud_detection.monitoring.performance import (
     compare_to_champion,
     performance_on_labelled,
 )
-from fraud_detection.monitoring.policy import (
-    Decision,
-    MonitoringConfig,
-    MonitoringPolicy,
-    decide,
-    load_monitoring_config,
-)
+from fraud_detection.monitoring.policy import Decision, MonitoringPolicy, decide
 
 __all__ = [
     "MONITORED_FEATURES",
@@ -44,7 +39,6 @@ __all__ = [
     "DriftConfig",
     "DriftResult",
     "LabelledPerformance",
-    "MonitoringConfig",
     "MonitoringInputError",
     "MonitoringPolicy",
     "NoveltyIndex",
@@ -56,7 +50,6 @@ __all__ = [
     "decide",
     "detect_drift",
     "hour_of_day",
-    "load_monitoring_config",
     "match_hours",
     "performance_on_labelled",
 ]

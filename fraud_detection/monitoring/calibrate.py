@@ -10,7 +10,7 @@ no-change window differs from the reference by sampling alone, by different amou
 night and day. So every threshold is set from the statistics of many **no-change windows**:
 
 * windows of ``window_rows`` consecutive transactions tiling ``days`` days of
-  :func:`fraud_detection.synthetic.daily_batches` (scenario ``none``), so they start at every hour
+  :func:`fraud_detection.simulation.synthetic.daily_batches` (scenario ``none``), so they start at every hour
   of the day and come from many days, scored by the model;
 * each window is compared with the reference exactly as in production (:func:`detect_drift` with
   the ``stattest`` engine, which computes the same Evidently statistics without rendering a
@@ -51,20 +51,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
 
-from fraud_detection import schema, synthetic
-from fraud_detection.config import CONFIG_DIR
+from fraud_detection.data import schema
+from fraud_detection.monitoring.config import (
+    CALIBRATED_KEYS,
+    CALIBRATED_PATH,
+    MonitoringConfig,
+    load_monitoring_file,
+    with_calibrated,
+)
 from fraud_detection.monitoring.drift import (
     MONITORED_FEATURES,
     P_VALUE_METHODS,
@@ -73,12 +79,9 @@ from fraud_detection.monitoring.drift import (
     detect_drift,
 )
 from fraud_detection.monitoring.performance import NoveltyIndex, assess_labelled
-from fraud_detection.monitoring.policy import (
-    MonitoringConfig,
-    MonitoringPolicy,
-    decide,
-    load_monitoring_config,
-)
+from fraud_detection.monitoring.policy import MonitoringPolicy
+from fraud_detection.simulation import synthetic
+from fraud_detection.training.evaluation import average_precision
 
 __all__ = [
     "BUDGET_SHARES",
@@ -89,11 +92,11 @@ __all__ = [
     "calibrate_thresholds",
     "monitoring_windows",
     "reference_frame",
-    "render_monitoring_yaml",
+    "calibrated_values",
     "run_calibration",
     "train_baseline_scorer",
     "window_statistics",
-    "write_monitoring_yaml",
+    "write_calibrated",
 ]
 
 # Share of the policy's false-alarm budget given to each check.
@@ -108,7 +111,6 @@ BUDGET_SHARES: Mapping[str, float] = {
     "novel_frauds": 0.5,
 }
 NOVELTY_FACTORS: tuple[float, ...] = tuple(round(f, 2) for f in np.arange(2.0, 6.001, 0.1))
-CONFIG_PATH = CONFIG_DIR / "monitoring.yaml"
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +161,6 @@ def train_baseline_scorer(
     2-core machine LightGBM's spinning threads slow down badly when the cores are busy.
     """
     import lightgbm as lgb
-    from sklearn.metrics import average_precision_score
 
     ordered = frame.sort_values(schema.TIME, kind="stable").reset_index(drop=True)
     cut = int(len(ordered) * 0.8)
@@ -176,7 +177,7 @@ def train_baseline_scorer(
     threshold = float((proba[order][best] + proba[order][min(best + 1, y.size - 1)]) / 2)
     flags = proba >= threshold
     metrics = {
-        "average_precision": float(average_precision_score(y, proba)),
+        "average_precision": average_precision(y, proba),
         "precision_at_threshold": float((flags & (y == 1)).sum() / max(flags.sum(), 1)),
         "recall_at_threshold": float((flags & (y == 1)).sum() / max(y.sum(), 1)),
         "alert_rate": float(flags.mean()),
@@ -457,17 +458,15 @@ def calibrate_thresholds(
     score_threshold = _score_threshold(np.array([s.score_drift for s in stats_list]), drift.score_method,
                                        budgets["prediction_drift"])
     novelty_factor, novelty_table = _novelty_level(stats_list, novelty_index, budgets["novel_frauds"])
-    new_drift = replace(
-        drift,
-        feature_thresholds=thresholds,
-        score_threshold=score_threshold,
-        novelty_distance_factor=novelty_factor,
-    )
-    new_policy = replace(
-        policy,
-        max_alert_rate_p_value=float(_round(budgets["alert_rate"], 2)),
-        max_fraud_rate_p_value=float(_round(budgets["fraud_rate"], 2)),
-    )
+    new_drift = drift.model_copy(update={
+        "feature_thresholds": thresholds,
+        "score_threshold": score_threshold,
+        "novelty_distance_factor": novelty_factor,
+    })
+    new_policy = policy.model_copy(update={
+        "max_alert_rate_p_value": float(_round(budgets["alert_rate"], 2)),
+        "max_fraud_rate_p_value": float(_round(budgets["fraud_rate"], 2)),
+    })
     limit = novelty_factor * novelty_index.median_distance
     triggers = [_window_triggers(s, new_drift, new_policy, novelty_index, limit) for s in stats_list]
     ap_floor = champion_metrics.get("average_precision")
@@ -495,99 +494,30 @@ def calibrate_thresholds(
 
 
 # --------------------------------------------------------------------------------------------
-# configs/monitoring.yaml
+# configs/monitoring.calibrated.yaml
 # --------------------------------------------------------------------------------------------
 
 
-def _yaml_number(value: float | None) -> str:
-    if value is None:
-        return "null"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def calibrated_values(calibration: Calibration) -> dict[str, dict[str, Any]]:
+    """The calibrated keys (:data:`CALIBRATED_KEYS`) of a calibration, as plain YAML values."""
+    sections = {"drift": calibration.drift.model_dump(mode="json"), "policy": calibration.policy.model_dump(mode="json")}
+    return {section: {key: sections[section][key] for key in keys} for section, keys in CALIBRATED_KEYS.items()}
 
 
-def _top_level_blocks(text: str) -> dict[str, str]:
-    """Top-level sections of a YAML text, each with the lines up to the next top-level key."""
-    blocks: dict[str, list[str]] = {}
-    current = None
-    for line in text.splitlines():
-        match = re.match(r"^([A-Za-z_][\w-]*):", line)
-        if match:
-            current = match.group(1)
-            blocks[current] = []
-        if current is not None:
-            blocks[current].append(line)
-    return {k: "\n".join(v).rstrip() + "\n" for k, v in blocks.items()}
-
-
-def render_monitoring_yaml(config: MonitoringConfig, calibration: Calibration | None, provenance: str) -> str:
-    m, d, p = config.monitoring, config.drift, config.policy
-    fa = calibration.false_alarm_rates if calibration else {}
-    thresholds = "".join(
-        f"\n    {c}: {_yaml_number(d.feature_thresholds.get(c))}" for c in MONITORED_FEATURES if c in d.feature_thresholds
-    )
-    return f"""# Monitoring pipeline (python run.py --monitoring): drift, labelled performance, retraining policy.
-# Thresholds marked "calibrated" are written by
-#   python -m fraud_detection.monitoring.calibrate --write
-# {provenance}
-# False-alarm rate per window on those no-change windows: policy {fa.get('policy', float('nan')):.4f}
-#   (features {fa.get('feature_drift', float('nan')):.4f}, score drift {fa.get('prediction_drift', float('nan')):.4f}, alert rate {fa.get('alert_rate', float('nan')):.4f},
-#    fraud rate {fa.get('fraud_rate', float('nan')):.4f}, new fraud pattern {fa.get('novel_frauds', float('nan')):.4f}, recall {fa.get('recall', float('nan')):.4f}, AP {fa.get('average_precision', float('nan')):.4f}).
-# They hold for the model and reference they were calibrated with: re-run after a new champion.
-monitoring:
-  window_rows: {m.window_rows}            # current window = the latest N scored transactions
-  # The labelled checks judge a window this long after its last transaction, on the labels known
-  # then (legit payments are final after 2 days; chargebacks take ~4 days (median, log-normal):
-  # 87 % of frauds are known after 7 days, 99.4 % after 14). Drift checks need no labels.
-  label_wait_days: {_yaml_number(float(m.label_wait_days))}
-  calibration:                  # the no-change windows the thresholds below come from
-    seed: {m.calibration.seed}
-    days: {m.calibration.days}
-    rows_per_day: {m.calibration.rows_per_day}
-    target_false_alarm_rate: {_yaml_number(float(m.calibration.target_false_alarm_rate))}
-
-drift:
-  feature_method: {d.feature_method}      # Evidently ValueDrift method on V1..V28, Amount (Time never)
-  # calibrated: per-feature threshold = no-change mean + z * sd of that feature's statistic
-  feature_thresholds:{thresholds if thresholds else " {}"}
-  default_feature_threshold: {_yaml_number(float(d.default_feature_threshold))}   # features not listed above (Evidently's default)
-  drift_share: {_yaml_number(float(d.drift_share))}             # dataset drift: share of drifted features >= this (2 of 29)
-  score_method: {d.score_method}        # prediction drift on the logit of the scores
-  score_threshold: {_yaml_number(float(d.score_threshold))}       # calibrated
-  match_hours: {str(d.match_hours).lower()}             # stratify the reference by hour of day (night != drift)
-  time_origin_hour: {_yaml_number(float(d.time_origin_hour))}
-  reference_ratio: {_yaml_number(float(d.reference_ratio))}          # matched reference rows per current row (distribution tests)
-  max_reference_rows: {d.max_reference_rows}
-  seed: {d.seed}
-  engine: {d.engine}           # evidently (HTML report) | stattest (same statistics, no report)
-  novelty_neighbours: {d.novelty_neighbours}
-  novelty_distance_factor: {_yaml_number(float(d.novelty_distance_factor))}   # calibrated: novel = > this x the reference frauds' median k-NN distance
-  novelty_legit_ratio: {_yaml_number(float(d.novelty_legit_ratio))}      # novel: > this x nearer to legit payments than to frauds
-  novelty_min_effect: {_yaml_number(float(d.novelty_min_effect))}
-
-policy:
-  retrain_on_feature_drift: {str(p.retrain_on_feature_drift).lower()}
-  retrain_on_prediction_drift: {str(p.retrain_on_prediction_drift).lower()}
-  max_alert_rate_p_value: {_yaml_number(p.max_alert_rate_p_value)}     # calibrated budget (exact one-sided test)
-  max_fraud_rate_p_value: {_yaml_number(p.max_fraud_rate_p_value)}     # calibrated budget (exact one-sided test)
-  min_novel_frauds: {_yaml_number(p.min_novel_frauds)}             # missed labelled frauds outside the reference frauds' region
-  min_labelled_frauds: {p.min_labelled_frauds}         # recall / AP judge only windows with this many labelled frauds
-  max_recall_p_value: {_yaml_number(p.max_recall_p_value)}       # recall below the champion's (binomial)
-  min_recall: {_yaml_number(p.min_recall)}
-  max_ap_drop: {_yaml_number(p.max_ap_drop)}
-  block_on_data_quality: {str(p.block_on_data_quality).lower()}
-"""
-
-
-def write_monitoring_yaml(
-    config: MonitoringConfig, calibration: Calibration | None, provenance: str, path: Path = CONFIG_PATH
-) -> Path:
-    """Write the monitoring config, keeping any other top-level section (e.g. ``data:``) verbatim."""
-    text = render_monitoring_yaml(config, calibration, provenance)
-    if path.is_file():
-        kept = {k: v for k, v in _top_level_blocks(path.read_text()).items() if k not in ("monitoring", "drift", "policy")}
-        for block in kept.values():
-            text += "\n" + block
-    MonitoringConfig.from_mapping(__import__("yaml").safe_load(text))  # never write what cannot be read back
+def write_calibrated(calibration: Calibration, provenance: str, path: Path = CALIBRATED_PATH) -> Path:
+    """Write the calibrated thresholds to their own file (never into the hand-edited configs/monitoring.yaml)."""
+    fa = calibration.false_alarm_rates
+    header = [
+        "Generated by `python -m fraud_detection.monitoring.calibrate --write`: do not edit by hand.",
+        "configs/monitoring.yaml holds the hand-edited settings; these keys are laid over its sections.",
+        *_wrap(provenance),
+        "False-alarm rate per window on those no-change windows: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(fa.items())),
+        "They hold for the model and reference they were calibrated with: re-run after a new champion.",
+    ]
+    values = calibrated_values(calibration)
+    text = "".join(f"# {line}\n" for line in header) + yaml.safe_dump(values, sort_keys=False)
+    with_calibrated({}, yaml.safe_load(text), str(path))  # never write what cannot be read back
     path.write_text(text)
     return path
 
@@ -599,8 +529,8 @@ def write_monitoring_yaml(
 
 def reference_frame(config: MonitoringConfig) -> pd.DataFrame:
     """The reference the thresholds are calibrated against: the configured data (synthetic default)."""
-    from fraud_detection.config import DataConfig
-    from fraud_detection.loader import load_transactions
+    from fraud_detection.data.config import DataConfig
+    from fraud_detection.data.loader import load_transactions
 
     data = config.data or DataConfig()
     if data.path:
@@ -616,7 +546,7 @@ def run_calibration(
     log: Callable[[str], None] = print,
 ) -> Calibration:
     settings = config.monitoring.calibration
-    drift = replace(config.drift, engine="stattest")
+    drift = config.drift.model_copy(update={"engine": "stattest"})
     prepared = Reference.prepare(reference, scorer(reference))
     index = NoveltyIndex(prepared, drift)
     windows = monitoring_windows(
@@ -631,7 +561,7 @@ def run_calibration(
     calibration = calibrate_thresholds(
         stats_list, index, drift, config.policy, scorer.champion_metrics, settings.target_false_alarm_rate
     )
-    calibration.drift = replace(calibration.drift, engine=config.drift.engine)
+    calibration.drift = calibration.drift.model_copy(update={"engine": config.drift.engine})
     calibration.window_statistics = stats_list
     calibration.details["seconds"] = time.perf_counter() - started
     return calibration
@@ -642,14 +572,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="monitoring YAML (default configs/monitoring.yaml)")
     parser.add_argument("--days", type=int, default=None, help="days of no-change traffic (default: config)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the no-change traffic (default: config)")
-    parser.add_argument("--write", action="store_true", help="write the thresholds into the config file")
+    parser.add_argument("--write", action="store_true", help=f"write the thresholds to {CALIBRATED_PATH.name}")
     parser.add_argument("--dump", type=Path, default=None, help="write every window's statistics here (JSON lines)")
     args = parser.parse_args(argv)
-    path = args.config or CONFIG_PATH
-    config = load_monitoring_config(path) if path.is_file() else MonitoringConfig.from_mapping({})
-    settings = config.monitoring.calibration
-    settings = replace(settings, days=args.days or settings.days, seed=settings.seed if args.seed is None else args.seed)
-    config = replace(config, monitoring=replace(config.monitoring, calibration=settings))
+    # The hand-edited settings alone: the thresholds are what this computes.
+    config = load_monitoring_file(args.config, calibrated=None).pipeline_config()
+    settings = config.monitoring.calibration.model_copy(update={
+        "days": args.days or config.monitoring.calibration.days,
+        "seed": config.monitoring.calibration.seed if args.seed is None else args.seed,
+    })
+    config = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"calibration": settings})})
 
     print("reference data ...", flush=True)
     reference = reference_frame(config)
@@ -671,9 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row = {**w.__dict__, "missed_fraud_distances": w.missed_fraud_distances.tolist()}
                 out.write(json.dumps(row, default=float) + "\n")
     if args.write:
-        new = replace(config, drift=calibration.drift, policy=calibration.policy)
-        written = write_monitoring_yaml(new, calibration, "\n# ".join(_wrap(provenance)), path)
-        print(f"wrote {written}")
+        print(f"wrote {write_calibrated(calibration, provenance)}")
     return 0
 
 

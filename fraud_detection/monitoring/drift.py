@@ -11,7 +11,7 @@ What is compared
 * **Prediction drift**: the distribution of the model's scores, compared on the logit scale
   (``score_logit``; on the probability scale 99 % of the mass sits in one bin next to 0), and the
   **alert rate** (share of scores at or above the decision threshold) against the reference's.
-* **Data quality** of the window: the schema checks of :mod:`fraud_detection.validation`
+* **Data quality** of the window: the schema checks of :mod:`fraud_detection.data.validation`
   (non-numbers, missing and non-finite values, negative amounts) and, for information, how many
   values lie outside the reference's range.
 
@@ -53,20 +53,21 @@ the tests check that both engines give the same numbers.
 
 from __future__ import annotations
 
-import math
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field, field_validator
 from scipy import stats
 
-from fraud_detection import schema
-from fraud_detection.config import ConfigError
-from fraud_detection.validation import validate_transactions
+from fraud_detection.config import Section
+from fraud_detection.data import schema
+from fraud_detection.data.validation import validate_transactions
+from fraud_detection.model.features import hour_of_day
 
 __all__ = [
     "DISTANCE_METHODS",
@@ -98,7 +99,6 @@ SCORE_COLUMN = "score_logit"
 # is at or above the threshold, a p-value when it is below.
 DISTANCE_METHODS: tuple[str, ...] = ("wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "ed")
 P_VALUE_METHODS: tuple[str, ...] = ("ks", "mannw", "t_test", "anderson", "cramer_von_mises", "es")
-ENGINES: tuple[str, ...] = ("evidently", "stattest")
 _SCORE_CLIP = 1e-7
 _HOURS = 24
 
@@ -112,76 +112,59 @@ class MonitoringInputError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DriftConfig:
+class DriftConfig(Section):
     """The ``drift`` section of configs/monitoring.yaml: how the statistics are computed."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     feature_method: str = "wasserstein"
     # Per-feature thresholds (calibrated); features not listed use default_feature_threshold.
-    feature_thresholds: Mapping[str, float] = field(default_factory=dict)
-    default_feature_threshold: float = 0.1
+    feature_thresholds: dict[str, float] = Field(default_factory=dict)
+    default_feature_threshold: float = Field(0.1, ge=0)
     # Dataset drift when (drifted features / monitored features) >= drift_share.
-    drift_share: float = 0.05
+    drift_share: float = Field(0.05, gt=0, le=1)
     score_method: str = "wasserstein"
-    score_threshold: float = 0.1
+    score_threshold: float = Field(0.1, ge=0)
     # Stratify the reference by hour of day to the current window's hours.
     match_hours: bool = True
     time_origin_hour: float = 0.0  # hour of day at Time = 0 (midnight for the synthetic data)
     # Size of the matched reference for the distribution tests: reference_ratio x current rows,
     # at most max_reference_rows, and no more than the reference's hours hold without drawing a
     # row twice. Rate comparisons use as many rows as the hours allow.
-    reference_ratio: float = 3.0
-    max_reference_rows: int = 20_000
+    reference_ratio: float = Field(3.0, gt=0)
+    max_reference_rows: int = Field(20_000, ge=1)
     seed: int = 0
-    engine: str = "evidently"
+    engine: Literal["evidently", "stattest"] = "evidently"
     # New-fraud-pattern check (performance.py): a labelled fraud is "novel" when its mean distance
     # to the novelty_neighbours nearest reference frauds exceeds novelty_distance_factor times the
     # median of the reference frauds' own (leave-one-out) distances and is novelty_legit_ratio
     # times its distance to the nearest reference legitimate payments, on the features where
     # frauds differ from legitimate payments by at least novelty_min_effect standard deviations.
-    novelty_neighbours: int = 5
-    novelty_distance_factor: float = 3.0
-    novelty_legit_ratio: float = 2.0
-    novelty_min_effect: float = 0.2
+    novelty_neighbours: int = Field(5, ge=1)
+    novelty_distance_factor: float = Field(3.0, gt=0)
+    novelty_legit_ratio: float = Field(2.0, ge=0)
+    novelty_min_effect: float = Field(0.2, ge=0)
 
-    def __post_init__(self) -> None:
-        for name in ("feature_method", "score_method"):
-            method = getattr(self, name)
-            if method not in DISTANCE_METHODS + P_VALUE_METHODS:
-                raise ConfigError(
-                    f"drift.{name}: unknown method {method!r}; use one of "
-                    f"{', '.join(DISTANCE_METHODS + P_VALUE_METHODS)}"
-                )
-        if self.engine not in ENGINES:
-            raise ConfigError(f"drift.engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
-        if not isinstance(self.feature_thresholds, Mapping):
-            raise ConfigError(
-                f"drift.feature_thresholds must be a mapping of feature: threshold, not {self.feature_thresholds!r}"
-            )
-        unknown = sorted(set(self.feature_thresholds) - set(MONITORED_FEATURES))
+    @field_validator("feature_method", "score_method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        if method not in DISTANCE_METHODS + P_VALUE_METHODS:
+            raise ValueError(f"unknown method {method!r}; use one of {', '.join(DISTANCE_METHODS + P_VALUE_METHODS)}")
+        return method
+
+    @field_validator("feature_thresholds")
+    @classmethod
+    def _monitored_features(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(thresholds) - set(MONITORED_FEATURES))
         if unknown:
-            raise ConfigError(
-                f"drift.feature_thresholds: unknown feature(s) {', '.join(unknown)}; "
-                f"monitored: {', '.join(MONITORED_FEATURES)} (Time is never a drift feature)"
+            raise ValueError(
+                f"unknown feature(s) {', '.join(unknown)}; monitored: {', '.join(MONITORED_FEATURES)} "
+                "(Time is never a drift feature)"
             )
-        for name, value in {**self.feature_thresholds, "default_feature_threshold": self.default_feature_threshold,
-                            "score_threshold": self.score_threshold}.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"drift threshold {name} must be a finite number >= 0, got {value!r}")
-        if not 0 < self.drift_share <= 1:
-            raise ConfigError(f"drift.drift_share must be in (0, 1], got {self.drift_share}")
-        if self.reference_ratio <= 0 or self.max_reference_rows < 1:
-            raise ConfigError("drift.reference_ratio must be > 0 and drift.max_reference_rows >= 1")
-        if (
-            self.novelty_neighbours < 1
-            or self.novelty_distance_factor <= 0
-            or self.novelty_min_effect < 0
-            or self.novelty_legit_ratio < 0
-        ):
-            raise ConfigError(
-                "drift.novelty_neighbours must be >= 1, novelty_distance_factor > 0, "
-                "novelty_min_effect and novelty_legit_ratio >= 0"
-            )
+        negative = sorted(name for name, value in thresholds.items() if value < 0)
+        if negative:
+            raise ValueError(f"threshold(s) of {', '.join(negative)} must be >= 0")
+        return thresholds
 
     def threshold_of(self, feature: str) -> float:
         return float(self.feature_thresholds.get(feature, self.default_feature_threshold))
@@ -197,12 +180,6 @@ def drifted(method: str, score: float, threshold: float) -> bool:
 # --------------------------------------------------------------------------------------------
 # Hour-of-day matching
 # --------------------------------------------------------------------------------------------
-
-
-def hour_of_day(time: Any, origin_hour: float = 0.0) -> np.ndarray:
-    """Integer hour of day (0..23) of each ``Time`` (seconds; ``Time = 0`` at ``origin_hour``)."""
-    hours = np.mod(np.asarray(time, dtype=float) / 3600.0 + origin_hour, _HOURS)
-    return np.minimum(np.floor(hours).astype(np.int64), _HOURS - 1)
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import average_precision_score
 from sklearn.neighbors import NearestNeighbors
 
-from fraud_detection import schema
+from fraud_detection.data import schema
 from fraud_detection.monitoring.drift import (
     MONITORED_FEATURES,
     DriftConfig,
@@ -52,6 +51,7 @@ from fraud_detection.monitoring.drift import (
     Reference,
     compare_rates,
 )
+from fraud_detection.training.evaluation import average_precision
 
 
 def _labelled_reference(reference: "pd.DataFrame | Reference") -> pd.DataFrame:
@@ -74,7 +74,7 @@ __all__ = [
     "performance_on_labelled",
 ]
 
-# Names of the champion's training-time metrics (fraud_detection.evaluation.EvaluationReport.metrics()).
+# Names of the champion's training-time metrics (fraud_detection.training.evaluation.EvaluationReport.metrics()).
 CHAMPION_KEYS: Mapping[str, str] = {
     "average_precision": "average_precision",
     "precision": "precision_at_threshold",
@@ -123,7 +123,7 @@ def performance_on_labelled(y: Any, proba: Any, threshold: float) -> LabelledPer
     flags = proba >= threshold
     n, frauds, alerts = y.size, int(y.sum()), int(flags.sum())
     tp = int((flags & (y == schema.FRAUD)).sum())
-    ap = float(average_precision_score(y, proba)) if 0 < frauds < n else float("nan")
+    ap = average_precision(y, proba) if 0 < frauds < n else float("nan")
     return LabelledPerformance(
         n_labelled=int(n),
         n_frauds=frauds,

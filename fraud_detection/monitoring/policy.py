@@ -22,59 +22,38 @@ things worse): the decision is "none" with an alarm naming the problems.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fraud_detection.config import ConfigError, DataConfig, build, pipeline_config
-from fraud_detection.monitoring.drift import P_VALUE_METHODS, DriftConfig, DriftResult
+from pydantic import Field
+
+from fraud_detection.config import Section
+from fraud_detection.monitoring.drift import P_VALUE_METHODS, DriftResult
 from fraud_detection.monitoring.performance import PerformanceResult
 
-__all__ = [
-    "ACTIONS",
-    "Decision",
-    "MonitoringConfig",
-    "MonitoringPolicy",
-    "MonitoringSettings",
-    "decide",
-    "load_monitoring_config",
-]
+__all__ = ["ACTIONS", "Decision", "MonitoringPolicy", "decide"]
 
 ACTIONS = ("retrain", "none")
+Probability = Annotated[float, Field(ge=0, le=1)]
 
 
-@dataclass(frozen=True)
-class MonitoringPolicy:
+class MonitoringPolicy(Section):
     """The ``policy`` section of configs/monitoring.yaml."""
 
     retrain_on_feature_drift: bool = True
     retrain_on_prediction_drift: bool = True
     # One-sided p-values below which an excess of alerts / labelled frauds triggers (null = off).
-    max_alert_rate_p_value: float | None = 1e-4
-    max_fraud_rate_p_value: float | None = 1e-4
+    max_alert_rate_p_value: Probability | None = 1e-4
+    max_fraud_rate_p_value: Probability | None = 1e-4
     # Novel missed frauds needed to trigger (null = off).
-    min_novel_frauds: int | None = 1
+    min_novel_frauds: int | None = Field(1, ge=1)
     # Performance checks judge windows with at least this many labelled frauds.
-    min_labelled_frauds: int = 20
-    max_recall_p_value: float | None = 1e-3
-    min_recall: float | None = None
-    max_ap_drop: float | None = 0.3
+    min_labelled_frauds: int = Field(20, ge=1)
+    max_recall_p_value: Probability | None = 1e-3
+    min_recall: Probability | None = None
+    max_ap_drop: Probability | None = 0.3
     # Data that fails the schema checks blocks retraining (and raises an alarm).
     block_on_data_quality: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("max_alert_rate_p_value", "max_fraud_rate_p_value", "max_recall_p_value"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value <= 1:
-                raise ConfigError(f"policy.{name} must be a probability in [0, 1] or null, got {value!r}")
-        for name in ("min_recall", "max_ap_drop"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value <= 1:
-                raise ConfigError(f"policy.{name} must be in [0, 1] or null, got {value!r}")
-        if self.min_novel_frauds is not None and self.min_novel_frauds < 1:
-            raise ConfigError(f"policy.min_novel_frauds must be >= 1 or null, got {self.min_novel_frauds}")
-        if self.min_labelled_frauds < 1:
-            raise ConfigError(f"policy.min_labelled_frauds must be >= 1, got {self.min_labelled_frauds}")
 
 
 @dataclass(frozen=True)
@@ -230,60 +209,3 @@ def decide(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CalibrationSettings:
-    """How the thresholds were calibrated (``monitoring.calibration``); recorded for reproducibility."""
-
-    seed: int = 1000
-    days: int = 40
-    rows_per_day: int = 142_403
-    target_false_alarm_rate: float = 0.02
-
-
-@dataclass(frozen=True)
-class MonitoringSettings:
-    """The ``monitoring`` section."""
-
-    # The current window: the latest window_rows scored transactions of the prediction log.
-    window_rows: int = 5000
-    # The window's labelled checks run label_wait_days after its last transaction, on the labels
-    # known then: legit payments are final after 2 days, chargebacks arrive after ~4 days (median,
-    # log-normal): 87 % of frauds are known after 7 days, 99.4 % after 14.
-    label_wait_days: float = 14.0
-    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
-
-    def __post_init__(self) -> None:
-        if self.window_rows < 100:
-            raise ConfigError(f"monitoring.window_rows must be >= 100, got {self.window_rows}")
-        if self.label_wait_days < 0:
-            raise ConfigError(f"monitoring.label_wait_days must be >= 0, got {self.label_wait_days}")
-
-
-@dataclass(frozen=True)
-class MonitoringConfig:
-    monitoring: MonitoringSettings
-    drift: DriftConfig
-    policy: MonitoringPolicy
-    data: DataConfig | None = None  # the reference data (added by the monitoring pipeline)
-
-    @classmethod
-    def from_mapping(cls, content: dict[str, Any] | None) -> "MonitoringConfig":
-        content = dict(content or {})
-        known = {"monitoring", "drift", "policy", "data"}
-        # Sections of configs/monitoring.yaml that run.py and the loop read (traffic, retraining).
-        content = {k: v for k, v in content.items() if k not in ("simulate", "retraining", "main_job")}
-        unknown = sorted(set(content) - known)
-        if unknown:
-            raise ConfigError(f"monitoring config: unknown section(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        section = dict(content.get("monitoring") or {})
-        calibration = build(CalibrationSettings, section.pop("calibration", None), "monitoring.calibration")
-        monitoring = build(MonitoringSettings, {**section, "calibration": calibration}, "monitoring")
-        drift = build(DriftConfig, content.get("drift"), "drift")
-        policy = build(MonitoringPolicy, content.get("policy"), "policy")
-        data = DataConfig.from_mapping(content["data"]) if "data" in content else None
-        return cls(monitoring=monitoring, drift=drift, policy=policy, data=data)
-
-
-def load_monitoring_config(path: str | Path | None = None) -> MonitoringConfig:
-    """Parse configs/monitoring.yaml (or ``path``); unknown keys are errors that name them."""
-    return MonitoringConfig.from_mapping(pipeline_config("monitoring", path))

@@ -2,36 +2,39 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import mlflow
 import pandas as pd
 from zenml import get_step_context, log_metadata, step
-from zenml.client import Client
 from zenml.types import HTMLString
 
-from fraud_detection import paths, registry
-from fraud_detection.features import frame_to_array
-from fraud_detection.monitoring import MonitoringConfig, assess_labelled, decide, detect_drift
-from fraud_detection.scorer import load_scorer_from_mlflow
+from fraud_detection import paths
+from fraud_detection.model.features import frame_to_array
+from fraud_detection.model.scorer import FraudScorer
+from fraud_detection.monitoring import (
+    assess_labelled,
+    decide,
+    detect_drift,
+)
+from fraud_detection.monitoring.config import MonitoringConfig
+from fraud_detection.names import Artifact
 
 
 @step(enable_cache=False)
 def assess_window(
+    champion_scorer: FraudScorer,
+    champion_info: dict[str, Any],
     reference_transactions: pd.DataFrame,
     current_window: pd.DataFrame,
     labelled_window: pd.DataFrame,
     data_quality: dict[str, Any],
-    monitoring_config: dict,
+    config: MonitoringConfig,
 ) -> tuple[
-    Annotated[HTMLString, "drift_report"],
-    Annotated[dict[str, Any], "monitoring_summary"],
-    Annotated[dict[str, Any], "retraining_decision"],
+    Annotated[HTMLString, Artifact.DRIFT_REPORT],
+    Annotated[dict[str, Any], Artifact.MONITORING_SUMMARY],
+    Annotated[dict[str, Any], Artifact.RETRAINING_DECISION],
 ]:
     """Data drift and prediction drift (Evidently), labelled performance, and the policy's decision."""
-    config = MonitoringConfig.from_mapping(monitoring_config)
-    tracking_uri = Client().active_stack.experiment_tracker.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    version = registry.alias_version(registry.CHAMPION, tracking_uri=tracking_uri)
-    champion = load_scorer_from_mlflow(f"models:/{registry.MODEL_NAME}/{version}")
+    champion = champion_scorer
+    version = champion_info["registry_version"]
     reference_scores = champion.predict_proba(frame_to_array(reference_transactions))
     # The champion's scores on the window (rows scored by an earlier version are re-scored).
     current_scores = champion.predict_proba(frame_to_array(current_window))
@@ -57,6 +60,6 @@ def assess_window(
         "report": str(html) if html else None,
     }
     log_metadata({"drift": {k: v for k, v in drift.summary().items() if not k.startswith("drift_score.")},
-                  "decision": decision.action}, infer_artifact=True, artifact_name="monitoring_summary")
+                  "decision": decision.action}, infer_artifact=True, artifact_name=Artifact.MONITORING_SUMMARY)
     page = HTMLString(html.read_text() if html else "<p>No Evidently report (engine 'stattest').</p>")
     return page, summary, {**decision.to_dict(), "champion_version": version, "report": summary["report"]}

@@ -6,14 +6,15 @@ from typing import Annotated
 import pandas as pd
 from zenml import log_metadata, step
 
-from fraud_detection.label_store import labelled_window, read_labels
-from fraud_detection.prediction_log import read_window, without_synthetic
+from fraud_detection.names import Artifact
+from fraud_detection.serving.label_store import labelled_window, read_labels
+from fraud_detection.serving.prediction_log import read_window, without_synthetic
 from materializers.transactions import TransactionsMaterializer
 
 
 @step(enable_cache=False, output_materializers=TransactionsMaterializer)
 def read_current_window(window_rows: int) -> tuple[
-    Annotated[pd.DataFrame, "current_window"], Annotated[pd.DataFrame, "labelled_window"]
+    Annotated[pd.DataFrame, Artifact.CURRENT_WINDOW], Annotated[pd.DataFrame, Artifact.LABELLED_WINDOW]
 ]:
     """The latest ``window_rows`` scored transactions of the prediction log, and those labelled by now.
 
@@ -40,6 +41,6 @@ def read_current_window(window_rows: int) -> tuple[
             "to": float(current["logged_at"].max()),
         },
         infer_artifact=True,
-        artifact_name="current_window",
+        artifact_name=Artifact.CURRENT_WINDOW,
     )
     return current, labelled

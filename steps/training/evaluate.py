@@ -1,43 +1,44 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import mlflow
+import numpy as np
 import pandas as pd
 from zenml import get_step_context, log_metadata, step
 
-from fraud_detection import paths, schema
-from fraud_detection.config import DataConfig, build
-from fraud_detection.evaluation import EvaluationConfig, EvaluationReport, evaluate
-from fraud_detection.features import frame_to_array
-from fraud_detection.plots import save_evaluation_plots
-from fraud_detection.scorer import FraudScorer
-from fraud_detection.synthetic import oracle_for_default
-from fraud_detection.threshold import ThresholdConfig
+from fraud_detection import paths
+from fraud_detection.data import schema
+from fraud_detection.model.features import frame_to_array
+from fraud_detection.model.scorer import FraudScorer
+from fraud_detection.names import Artifact
+from fraud_detection.training.evaluation import (
+    EvaluationConfig,
+    EvaluationReport,
+    evaluate,
+)
+from fraud_detection.training.plots import save_evaluation_plots
+from fraud_detection.training.threshold import ThresholdConfig
 from materializers.evaluation_report import EvaluationReportMaterializer
 
 
-@step(experiment_tracker=True, output_materializers={"evaluation_report": EvaluationReportMaterializer})
+@step(experiment_tracker=True, output_materializers={Artifact.EVALUATION_REPORT: EvaluationReportMaterializer})
 def evaluate_model(
     fraud_scorer: FraudScorer,
     test_transactions: pd.DataFrame,
     training_summary: dict[str, Any],
     selection_comparison: dict[str, Any],
-    data_config: dict,
-    threshold_config: dict,
-    evaluation_config: dict,
-) -> Annotated[EvaluationReport, "evaluation_report"]:
-    """Score the later, untouched test period once; plots and figures go to MLflow and reports/."""
-    data = DataConfig.from_mapping(data_config)
-    costs = build(ThresholdConfig, threshold_config, "threshold")
-    settings = build(EvaluationConfig, evaluation_config, "evaluation")
+    bayes_scores: Optional[np.ndarray],
+    threshold: ThresholdConfig,
+    evaluation: EvaluationConfig,
+) -> Annotated[EvaluationReport, Artifact.EVALUATION_REPORT]:
+    """Score the later, untouched test period once; plots and figures go to MLflow and reports/.
+
+    ``bayes_scores``: on the synthetic default, the generator's exact P(fraud | x) on the test rows
+    (the Bayes-optimal curve to compare with); None for any other data.
+    """
+    costs, settings = threshold, evaluation
     proba = fraud_scorer.predict_proba(frame_to_array(test_transactions))
-    # The synthetic default knows the Bayes-optimal score: report how close the model gets.
-    oracle = None
-    if data.path is None:
-        oracle = oracle_for_default(
-            test_transactions, data.synthetic.rows, data.synthetic.scenario, data.synthetic.strength
-        )
     comparison = selection_comparison
     report = evaluate(
         test_transactions[schema.LABEL].to_numpy(),
@@ -49,7 +50,7 @@ def evaluate_model(
         candidates=training_summary["candidates"],
         bootstrap=(comparison["y_true"], comparison["proba_best"], comparison["proba_second"],
                    tuple(comparison["names"])),
-        oracle_proba=oracle,
+        oracle_proba=bayes_scores,
         model_name=training_summary["best"],
         **settings.as_kwargs(),
     )

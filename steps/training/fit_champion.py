@@ -7,46 +7,45 @@ import mlflow
 import pandas as pd
 from zenml import log_metadata, step
 
-from fraud_detection import training
-from fraud_detection.scorer import FraudScorer
-from fraud_detection.search import search_results_from_dict
-from fraud_detection.config import build
-from fraud_detection.threshold import ThresholdConfig
-from fraud_detection.training_config import TrainingConfig
+from fraud_detection.model.scorer import FraudScorer
+from fraud_detection.names import Artifact
+from fraud_detection.training import core
+from fraud_detection.training.config import TrainingConfig
+from fraud_detection.training.search import search_results_from_dict
+from fraud_detection.training.threshold import ThresholdConfig
 from materializers.scorer import FraudScorerMaterializer
 from steps.lineage import input_fingerprint, mlflow_key
 
 logger = logging.getLogger(__name__)
 
 
-@step(experiment_tracker=True, output_materializers={"fraud_scorer": FraudScorerMaterializer})
+@step(experiment_tracker=True, output_materializers={Artifact.SCORER: FraudScorerMaterializer})
 def fit_champion(
     train_transactions: pd.DataFrame,
     validation_transactions: pd.DataFrame,
     candidate_searches: dict[str, Any],
-    training_config: dict,
-    threshold_config: dict,
+    training: TrainingConfig,
+    threshold: ThresholdConfig,
 ) -> tuple[
-    Annotated[FraudScorer, "fraud_scorer"],
-    Annotated[dict[str, Any], "training_summary"],
-    Annotated[dict[str, Any], "selection_comparison"],
+    Annotated[FraudScorer, Artifact.SCORER],
+    Annotated[dict[str, Any], Artifact.TRAINING_SUMMARY],
+    Annotated[dict[str, Any], Artifact.SELECTION_COMPARISON],
 ]:
     """Select on the validation period, calibrate, refit and choose the cost-minimising threshold."""
-    config = TrainingConfig.from_mapping(training_config)
-    costs = build(ThresholdConfig, threshold_config, "threshold")
-    prepared = training.prepare(train_transactions, validation_transactions, config)
+    config, costs = training, threshold
+    prepared = core.prepare(train_transactions, validation_transactions, config)
     searches = search_results_from_dict(candidate_searches)
-    validations, best = training.select_candidates(prepared, searches, config, progress=logger.info)
-    calibration = training.calibrate_selected(best, prepared, config, progress=logger.info)
-    fitted = training.refit_selected(best, prepared, config, progress=logger.info)
-    scorer = training.build_scorer(
-        fitted, best, calibration, prepared, config, metadata={"data_fingerprint": input_fingerprint("train_transactions")}
+    validations, best = core.select_candidates(prepared, searches, config, progress=logger.info)
+    calibration = core.calibrate_selected(best, prepared, config, progress=logger.info)
+    fitted = core.refit_selected(best, prepared, config, progress=logger.info)
+    scorer = core.build_scorer(
+        fitted, best, calibration, prepared, config, metadata={"data_fingerprint": input_fingerprint(Artifact.TRAIN)}
     )
-    choice = training.choose_threshold_for(
+    choice = core.choose_threshold_for(
         scorer, calibration, prepared, costs.review_cost, progress=logger.info, method=costs.method
     )
 
-    ranking = training.ranked(validations)
+    ranking = core.ranked(validations)
     runner_up = ranking[1] if len(ranking) > 1 else None
     mlflow.log_params({"champion_candidate": best.name, "calibration": calibration.method, **{
         f"param.{k}": v for k, v in best.params.items()}})
@@ -75,5 +74,5 @@ def fit_champion(
         "proba_second": (runner_up or best).validation_probability.tolist(),
     }
     log_metadata({"best": best.name, "validation_ap": best.validation_ap, "threshold": scorer.threshold},
-                 infer_artifact=True, artifact_name="fraud_scorer")
+                 infer_artifact=True, artifact_name=Artifact.SCORER)
     return scorer, summary, comparison

@@ -7,9 +7,10 @@ import mlflow
 import pandas as pd
 from zenml import log_metadata, step
 
-from fraud_detection import training
-from fraud_detection.search import search_results_to_dict
-from fraud_detection.training_config import TrainingConfig
+from fraud_detection.names import Artifact
+from fraud_detection.training import core
+from fraud_detection.training.config import TrainingConfig
+from fraud_detection.training.search import search_results_to_dict
 from steps.lineage import mlflow_key
 
 logger = logging.getLogger(__name__)
@@ -33,12 +34,12 @@ def _log_trials(searches) -> None:
 def search_candidates(
     train_transactions: pd.DataFrame,
     validation_transactions: pd.DataFrame,
-    training_config: dict,
-) -> Annotated[dict[str, Any], "candidate_searches"]:
+    training: TrainingConfig,
+) -> Annotated[dict[str, Any], Artifact.CANDIDATE_SEARCHES]:
     """Hyperparameter search per candidate, scored by AP under time-ordered CV on the training rows."""
-    config = TrainingConfig.from_mapping(training_config)
-    prepared = training.prepare(train_transactions, validation_transactions, config)
-    searches = training.search_candidates(prepared, config, progress=logger.info)
+    config = training
+    prepared = core.prepare(train_transactions, validation_transactions, config)
+    searches = core.search_candidates(prepared, config, progress=logger.info)
     _log_trials(searches)
     summary = {s.name: {"best_cv_ap": s.best_cv_ap, "trials": len(s.trials), "seconds": s.seconds} for s in searches}
     mlflow.log_metrics({f"cv_ap.{mlflow_key(name)}": f["best_cv_ap"] for name, f in summary.items()})

@@ -1,0 +1,172 @@
+"""The champion: which model version is in production. One record, one helper every reader calls.
+
+**The record** is the stage of the ZenML Model ``fraud_detector``: the version in stage
+``production`` is the champion, as in ZenML's e2e template. Its run metadata names the MLflow
+registry version it registered (``mlflow_version``, ``mlflow_run_id``), and its artifacts are the
+data it learned from (``train_transactions``, ...), so the model that is served, the model that
+monitoring scores with, the reference data monitoring compares against and the data a retraining
+starts from all come from this one version.
+
+**The mirror** is MLflow's registry (alias ``champion``, ``challenger``; see
+:mod:`fraud_detection.training.registry`), written by the same calls here so that the MLflow UI
+shows the same roles. Nothing reads the mirror back: moving the alias by hand changes nothing.
+
+**History**: each promotion stamps ``promoted_at`` on the version, a rollback stamps
+``rolled_back_at`` on the version it leaves; :func:`rollback` hands production to the most recently
+promoted version before the current one that was never rolled back. No version is deleted.
+
+Readers: the deployment and monitoring pipelines (:func:`current`, through ``load_champion``), the
+retraining pipeline (the champion's data artifacts), promotion (the champion to beat),
+``python run.py --rollback``, the benchmarks and the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from zenml import log_metadata
+from zenml.client import Client
+from zenml.enums import ModelStages
+from zenml.models import ArtifactVersionResponse, ModelVersionResponse
+
+from fraud_detection.names import MODEL_NAME, Artifact
+from fraud_detection.training import registry
+from fraud_detection.training.promotion import CHALLENGER, CHAMPION
+
+PROMOTED_AT = "promoted_at"
+ROLLED_BACK_AT = "rolled_back_at"
+
+
+class NoChampionError(RuntimeError):
+    """There is no champion (yet), or the record is not what a champion needs; the message says which."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The ZenML model version in production, and what it records."""
+
+    version: ModelVersionResponse
+
+    @property
+    def zenml_version(self) -> str:
+        return str(self.version.number)
+
+    @property
+    def mlflow_version(self) -> str:
+        value = self.version.run_metadata.get("mlflow_version")
+        if value is None:
+            raise NoChampionError(
+                f"ZenML model {MODEL_NAME} version {self.version.name} is in production but records no "
+                "MLflow version (it was not made by the training pipeline's promotion step)"
+            )
+        return str(value)
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        value = self.version.run_metadata.get("mlflow_run_id")
+        return None if value is None else str(value)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{MODEL_NAME}/{self.mlflow_version}"
+
+    @property
+    def label(self) -> str:
+        """The model version as the service reports it (``/model``, the prediction log, metrics)."""
+        return f"v{self.mlflow_version}"
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self.version.run_metadata)
+
+    def artifact(self, name: Artifact | str) -> ArtifactVersionResponse:
+        """One of the champion's artifacts (its data, its scorer) by name."""
+        artifact = self.version.get_artifact(str(name))
+        if artifact is None:
+            raise NoChampionError(f"ZenML model {MODEL_NAME} version {self.version.name} has no {name} artifact")
+        return artifact
+
+    def describe(self) -> str:
+        return f"ZenML model {MODEL_NAME} version {self.version.name} (MLflow version {self.mlflow_version})"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def current_or_none() -> Champion | None:
+    """The champion, or None when no version of the model is in production."""
+    try:
+        version = Client().get_model_version(MODEL_NAME, ModelStages.PRODUCTION)
+    except KeyError:
+        return None
+    return Champion(version)
+
+
+def current() -> Champion:
+    """The champion; :class:`NoChampionError` saying what to do when there is none."""
+    champion = current_or_none()
+    if champion is None:
+        raise NoChampionError(
+            f"no version of the ZenML model {MODEL_NAME} is in production: train one that passes the "
+            "promotion gates first (python run.py --training)"
+        )
+    return champion
+
+
+def promote(version: ModelVersionResponse, mlflow_version: str, reasons: list[str], tracking_uri: str) -> Champion | None:
+    """Make ``version`` the champion (record) and mirror it in MLflow; returns the previous champion."""
+    previous = current_or_none()
+    version.set_stage(ModelStages.PRODUCTION, force=True)
+    log_metadata(metadata={PROMOTED_AT: _now(), "promotion_reasons": list(reasons)}, model_version_id=version.id)
+    registry.mirror_role(
+        mlflow_version, CHAMPION, reasons,
+        previous_role=(previous.mlflow_version, registry.FORMER_CHAMPION) if previous else None,
+        tracking_uri=tracking_uri,
+    )
+    return previous
+
+
+def keep_as_challenger(version: ModelVersionResponse, mlflow_version: str, reasons: list[str], tracking_uri: str) -> None:
+    """Record ``version`` as a challenger (stage ``staging``), mirrored as MLflow's ``challenger``."""
+    version.set_stage(ModelStages.STAGING, force=True)
+    log_metadata(metadata={"promotion_reasons": list(reasons)}, model_version_id=version.id)
+    registry.mirror_role(mlflow_version, CHALLENGER, reasons, tracking_uri=tracking_uri)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    restored: Champion
+    left: Champion
+
+    def summary(self) -> str:
+        return (
+            f"champion is {self.restored.describe()} again; {self.left.describe()} was rolled back. "
+            "Redeploy to serve it: python run.py --deployment"
+        )
+
+
+def rollback(tracking_uri: str) -> Rollback:
+    """Hand production back to the champion before the current one (see the module docstring)."""
+    now = current()
+    stamped = now.version.run_metadata.get(PROMOTED_AT)
+    earlier = []
+    for version in Client().list_model_versions(MODEL_NAME, size=1000, hydrate=True):
+        meta = version.run_metadata
+        if version.id == now.version.id or PROMOTED_AT not in meta or ROLLED_BACK_AT in meta:
+            continue
+        if stamped is None or str(meta[PROMOTED_AT]) <= str(stamped):
+            earlier.append(version)
+    if not earlier:
+        raise NoChampionError(f"{now.describe()} is the only model that has ever been champion; nothing to roll back to")
+    target = Champion(max(earlier, key=lambda v: (str(v.run_metadata[PROMOTED_AT]), v.number)))
+    reason = f"rollback from ZenML version {now.version.name} (MLflow version {now.mlflow_version})"
+    target.version.set_stage(ModelStages.PRODUCTION, force=True)
+    log_metadata(metadata={ROLLED_BACK_AT: _now()}, model_version_id=now.version.id)
+    now.version.set_stage(ModelStages.ARCHIVED, force=True)
+    registry.mirror_role(
+        target.mlflow_version, CHAMPION, [reason],
+        previous_role=(now.mlflow_version, registry.ROLLED_BACK), tracking_uri=tracking_uri,
+    )
+    return Rollback(restored=Champion(Client().get_model_version(MODEL_NAME, target.version.id)), left=now)

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any, cast
+
+import bentoml
+import psutil
+from zenml import get_step_context, log_metadata, step
+from zenml.integrations.bentoml.model_deployers.bentoml_model_deployer import (
+    BentoMLModelDeployer,
+)
+from zenml.integrations.bentoml.services.bentoml_local_deployment import (
+    BentoMLLocalDeploymentConfig,
+    BentoMLLocalDeploymentService,
+)
+
+from fraud_detection.names import MODEL_NAME, Artifact
+from fraud_detection.paths import PROJECT_ROOT
+from fraud_detection.serving.config import DeploymentConfig
+from fraud_detection.serving.smoke import SmokeTestError, smoke_test, wait_ready
+from service import gateway_control
+from service.model_store import MODEL_TAG_ENV
+from steps.serving.environment import environment
+
+logger = logging.getLogger(__name__)
+
+
+def _our_services(deployer: BentoMLModelDeployer) -> list[BentoMLLocalDeploymentService]:
+    # Not find_model_server(model_name=...): that filters on a ZenML model version these services lack.
+    services = deployer.find_model_server(service_type=BentoMLLocalDeploymentService.SERVICE_TYPE)
+    return [s for s in services if isinstance(s, BentoMLLocalDeploymentService) and s.config.model_name == MODEL_NAME]
+
+
+def _services_on(deployer: BentoMLModelDeployer, port: int) -> list[BentoMLLocalDeploymentService]:
+    return [s for s in _our_services(deployer) if s.config.port == port]
+
+
+def stop_service(deployer: BentoMLModelDeployer, service: BentoMLLocalDeploymentService, timeout: float = 15) -> None:
+    """Stop a BentoML service and every process it started.
+
+    ZenML's stop ends the daemon but leaves BentoML's worker processes serving on the port
+    (DEVELOPERS.md), so the daemon's whole process tree is collected first and ended after.
+    """
+    processes: list[psutil.Process] = []
+    if service.status.pid:
+        try:
+            daemon = psutil.Process(service.status.pid)
+            processes = [daemon, *daemon.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    deployer.delete_model_server(service.uuid, force=True)
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def stop_all(port_filter=None) -> int:
+    """Stop every fraud_detector BentoML service of the active stack (optionally only some ports)."""
+    deployer = cast(BentoMLModelDeployer, BentoMLModelDeployer.get_active_model_deployer())
+    stopped = 0
+    for service in _our_services(deployer):
+        if port_filter is None or service.config.port in port_filter:
+            stop_service(deployer, service)
+            stopped += 1
+    return stopped
+
+
+# Never cached: deploying is a side effect that must happen every time it is asked for.
+@step(enable_cache=False)
+def deploy_bento(
+    bento: bentoml.Bento, champion_info: dict[str, Any], deployment: DeploymentConfig
+) -> Annotated[dict[str, Any], Artifact.DEPLOYMENT_RECORD]:
+    """Start the Bento on the idle backend port, smoke-test it, switch the gateway, retire the old one."""
+    config = deployment
+    deployer = cast(BentoMLModelDeployer, BentoMLModelDeployer.get_active_model_deployer())
+    context = get_step_context()
+    expected_version = champion_info["model_version"]
+    api_key = os.environ.get("FRAUD_API_KEY") or None
+
+    previous = gateway_control.active_backend(config.host, config.port)
+    port = config.idle_port(previous)
+    backend = config.backend_url(port)
+    for stale in _services_on(deployer, port):  # a leftover from an interrupted deployment
+        logger.info("stopping the stale service on port %d", port)
+        stop_service(deployer, stale)
+
+    service_config = BentoMLLocalDeploymentConfig(
+        model_name=MODEL_NAME,
+        model_uri=champion_info["model_uri"],
+        bento_tag=str(bento.tag),
+        bento_uri=None,
+        apis=["predict", "predict_batch", "predict_columnar"],
+        host=config.host,
+        port=port,
+        working_dir=str(PROJECT_ROOT),
+        pipeline_name=context.pipeline.name,
+        # One service per backend port: ZenML replaces the service of the same step name (the idle
+        # port's, already stopped above) and leaves the one serving on the other port alone.
+        pipeline_step_name=f"{context.step_run.name}@{port}",
+        run_name=context.pipeline_run.name,
+    )
+    started = time.monotonic()
+    with environment(MODEL_TAG_ENV, bento.info.labels["model_tag"]):  # the daemon inherits it: serve exactly this model
+        service = cast(
+            BentoMLLocalDeploymentService,
+            deployer.deploy_model(
+                service_config,
+                service_type=BentoMLLocalDeploymentService.SERVICE_TYPE,
+                continuous_deployment_mode=True,
+                timeout=int(config.start_timeout_seconds),
+            ),
+        )
+    # ZenML can report success for a server that never started: believe only the server itself.
+    try:
+        wait_ready(backend, config.start_timeout_seconds - (time.monotonic() - started),
+                   process_alive=lambda: service.status.pid is not None)
+        direct = smoke_test(backend, expected_version, api_key)
+    except SmokeTestError as error:
+        log_tail = ""
+        if service.status.log_file and os.path.exists(service.status.log_file):
+            with open(service.status.log_file, errors="replace") as handle:
+                log_tail = "".join(handle.readlines()[-30:])
+        stop_service(deployer, service)
+        raise RuntimeError(f"the new service on {backend} failed its smoke test: {error}\n{log_tail}") from None
+    logger.info("model %s answers on %s (%.1f s to ready)", expected_version, backend, time.monotonic() - started)
+
+    try:
+        if previous is None:
+            gateway_control.ensure_running(config.host, config.port, backend)
+        else:
+            gateway_control.switch(config.host, config.port, backend)
+        through_gateway = smoke_test(config.url, expected_version, api_key)
+    except (gateway_control.GatewayError, SmokeTestError) as error:
+        if previous is not None and gateway_control.active_backend(config.host, config.port) == backend:
+            gateway_control.switch(config.host, config.port, previous)  # back to what served before
+        stop_service(deployer, service)
+        raise RuntimeError(f"switching {config.url} to the new service failed: {error}") from None
+    if previous is not None and previous != backend:
+        gateway_control.wait_drained(config.host, config.port, previous, config.drain_timeout_seconds)
+        old_port = int(previous.rsplit(":", 1)[1])
+        for old in _services_on(deployer, old_port):
+            logger.info("retiring the previous service on port %d", old_port)
+            stop_service(deployer, old)
+
+    record = {
+        "url": config.url,
+        "backend": backend,
+        "model_version": expected_version,
+        "registry_version": champion_info["registry_version"],
+        "bento": str(bento.tag),
+        "previous_backend": previous,
+        "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds_to_ready": round(time.monotonic() - started, 1),
+        "smoke": {"direct": direct.to_dict(), "gateway": through_gateway.to_dict()},
+    }
+    log_metadata({"deployment": record}, infer_model=True)
+    return record

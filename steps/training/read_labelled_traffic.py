@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from fraud_detection.data import schema
+from fraud_detection.names import Artifact
+from fraud_detection.serving.label_store import labelled_window, read_labels
+from fraud_detection.serving.prediction_log import read_window, without_synthetic
+from fraud_detection.training.retraining import labelled_transactions
+from materializers.transactions import TransactionsMaterializer
+
+
+# Never cached: the log and the labels grow behind the same (empty) parameters.
+@step(enable_cache=False, output_materializers=TransactionsMaterializer)
+def read_labelled_traffic() -> Annotated[pd.DataFrame, Artifact.LABELLED_TRAFFIC]:
+    """Every scored transaction of the prediction log whose true label is known now, in the Kaggle columns.
+
+    Read where the service writes (the prediction log and the label store), inside the pipeline, so
+    the retraining set's lineage starts at the traffic it learned from. Synthetic requests are left out.
+    """
+    now = time.time()
+    logged = without_synthetic(read_window())
+    labelled = labelled_window(logged, read_labels(known_by=now), as_of=now)
+    traffic = labelled_transactions(labelled)
+    log_metadata(
+        {
+            "as_of": now,
+            "rows": len(traffic),
+            "frauds": int(traffic[schema.LABEL].sum()),
+            "logged_rows": len(logged),
+            "model_versions": sorted(map(str, labelled["model_version"].unique())) if len(labelled) else [],
+            "from": float(labelled["logged_at"].min()) if len(labelled) else None,
+            "to": float(labelled["logged_at"].max()) if len(labelled) else None,
+        },
+        infer_artifact=True,
+    )
+    return traffic

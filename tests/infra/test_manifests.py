@@ -1,0 +1,588 @@
+"""The Kubernetes manifests (infra/k8s), their renderer and checks, and the CI workflow file.
+
+Offline, with real tools: each overlay is rendered by the real kustomize when the machine has it
+(``kustomize build`` or ``kubectl kustomize``) and by the python renderer of ``infra/render.py``,
+validated strictly against the Kubernetes schemas that kubernetes-validate ships, and checked
+against the serving policy of ``infra/policy.py``. Altered copies of a rendered overlay show that
+each check catches what it is meant to catch. One test serves a small Bento the way the pods do
+(read-only root filesystem, uid 1034, only the Deployment's volumes writable) where the machine
+allows a private mount namespace.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fraud_detection.paths import PROJECT_ROOT
+from infra import policy, render
+from infra.policy import policy_problems, schema_problems, selector_matches
+from infra.render import KustomizeError, build, kustomize_command, strategic_merge
+
+WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "ci.yml"
+OVERLAYS = {"dev": render.OVERLAYS_DIR / "dev", "prod": render.OVERLAYS_DIR / "prod"}
+HAS_KUSTOMIZE = kustomize_command() is not None
+
+
+def _latest_schema_version() -> str:
+    from kubernetes_validate.utils import latest_version
+
+    return latest_version()
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict:
+    """Each overlay, rendered once by the default engine (real kustomize when available)."""
+    return {name: render.render(path) for name, path in OVERLAYS.items()}
+
+
+def _one(resources, kind):
+    found = [r for r in resources if r["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def _container(resources):
+    return _one(resources, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def test_the_overlays_are_dev_and_prod():
+    assert [p.name for p in render.overlays()] == ["dev", "prod"]
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_each_overlay_renders_the_expected_resources(rendered, overlay):
+    kinds = sorted(r["kind"] for r in rendered[overlay])
+    assert kinds == sorted(["Namespace", "ServiceAccount", "Service", "Deployment",
+                            "HorizontalPodAutoscaler", "PodDisruptionBudget"])
+    # kustomize's order puts the Namespace first, so `kubectl apply -f` of the output works.
+    assert rendered[overlay][0]["kind"] == "Namespace"
+
+
+@pytest.mark.skipif(not HAS_KUSTOMIZE, reason="no kustomize or kubectl here to compare with")
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_python_renderer_gives_what_kustomize_gives(overlay):
+    assert build(OVERLAYS[overlay]) == render.render(OVERLAYS[overlay], engine="binary")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("engine", ["auto", "python"])
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_overlays_validate_strictly_against_kubernetes_schemas(overlay, engine):
+    resources = render.render(OVERLAYS[overlay], engine=engine)
+    for version in sorted({policy.MIN_KUBERNETES_VERSION, _latest_schema_version()}):
+        assert schema_problems(resources, version, strict=True) == [], version
+
+
+@pytest.mark.parametrize("engine", ["auto", "python"])
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_overlays_pass_the_serving_policy(overlay, engine):
+    assert policy_problems(render.render(OVERLAYS[overlay], engine=engine)) == []
+
+
+def test_strict_schema_validation_rejects_unknown_and_mistyped_fields(rendered):
+    resources = copy.deepcopy(rendered["prod"])
+    deployment = _one(resources, "Deployment")
+    deployment["spec"]["replica"] = 3  # misspelt: a lenient check would drop it silently
+    _one(resources, "Service")["spec"]["ports"][0]["port"] = "eighty"
+    problems = schema_problems(resources, "1.30", strict=True)
+    assert any("Deployment/fraud-detector" in p and "replica" in p for p in problems), problems
+    assert any("Service/fraud-detector" in p and "spec.ports.0.port" in p for p in problems), problems
+
+
+def test_overlay_specifics(rendered):
+    dev, prod = rendered["dev"], rendered["prod"]
+    for name, resources, replicas, low, high in (("dev", dev, 2, 2, 3), ("prod", prod, 3, 3, 10)):
+        namespace = f"fraud-{name}"
+        assert _one(resources, "Namespace")["metadata"]["name"] == namespace
+        assert {r["metadata"].get("namespace") for r in resources if r["kind"] != "Namespace"} == {namespace}
+        assert _one(resources, "Deployment")["spec"]["replicas"] == replicas
+        hpa = _one(resources, "HorizontalPodAutoscaler")["spec"]
+        assert (hpa["minReplicas"], hpa["maxReplicas"]) == (low, high)
+        # Pod Security Admission enforces the profile the pods are written for.
+        assert _one(resources, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert _container(dev)["image"] == "fraud-detector:dev"
+    assert _container(prod)["image"] == "registry.example.com/fraud/fraud-detector:set-by-deploy"
+    assert _one(prod, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    assert _one(dev, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    # dev asks for less than prod.
+    dev_requests = _container(dev)["resources"]["requests"]
+    prod_requests = _container(prod)["resources"]["requests"]
+    assert (dev_requests["cpu"], dev_requests["memory"]) == ("250m", "384Mi")
+    assert (prod_requests["cpu"], prod_requests["memory"]) == ("1", "1Gi")
+
+
+def _service_port_80_to_http(resources):
+    service = _one(resources, "Service")["spec"]
+    assert service["type"] == "ClusterIP"
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(80, "http")]
+    assert {p["name"]: p["containerPort"] for p in _container(resources)["ports"]} == {"http": 3000}
+
+
+def test_service_maps_port_80_to_the_pods_3000(rendered):
+    for resources in rendered.values():
+        _service_port_80_to_http(resources)
+
+
+# Each rule of the policy, broken on a copy of the prod overlay: (what is changed, the problem).
+def _set(path, value):
+    def change(resources):
+        kind, *keys = path.split(".")
+        node = _one(resources, kind)
+        for key in keys[:-1]:
+            node = node[int(key)] if key.isdigit() else node[key]
+        if value is _DELETE:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = value
+    return change
+
+
+_DELETE = object()
+_C = "Deployment.spec.template.spec.containers.0"
+
+POLICY_BREAKS = {
+    "one replica": (_set("Deployment.spec.replicas", 1), "must be at least 2"),
+    "rollout drops a pod": (_set("Deployment.spec.strategy.rollingUpdate.maxUnavailable", 1),
+                            "maxUnavailable must be 0"),
+    "liveness on /readyz": (_set(f"{_C}.livenessProbe.httpGet.path", "/readyz"),
+                            "livenessProbe checks '/readyz', not /livez"),
+    "no readiness probe": (_set(f"{_C}.readinessProbe", _DELETE), "no readinessProbe"),
+    "readiness on /healthz": (_set(f"{_C}.readinessProbe.httpGet.path", "/healthz"),
+                              "readinessProbe checks '/healthz', not /readyz"),
+    "probe on a port the pod lacks": (_set(f"{_C}.readinessProbe.httpGet.port", "metrics"),
+                                      "port 'metrics' is not a port of the container"),
+    "no startup probe": (_set(f"{_C}.startupProbe", _DELETE), "no startupProbe"),
+    "no memory limit": (_set(f"{_C}.resources.limits", {"cpu": "1"}), "resources.limits.memory is not set"),
+    "root": (_set(f"{_C}.securityContext.runAsUser", 0), "runAsUser must be a non-zero uid"),
+    "may run as root": (_set(f"{_C}.securityContext.runAsNonRoot", False), "runAsNonRoot must be true"),
+    "writable root": (_set(f"{_C}.securityContext.readOnlyRootFilesystem", False),
+                      "readOnlyRootFilesystem must be true"),
+    "privilege escalation": (_set(f"{_C}.securityContext.allowPrivilegeEscalation", True),
+                             "allowPrivilegeEscalation must be false"),
+    "capabilities kept": (_set(f"{_C}.securityContext.capabilities", {"drop": ["NET_RAW"]}),
+                          "capabilities.drop must contain ALL"),
+    "no seccomp": (_set(f"{_C}.securityContext.seccompProfile", {"type": "Unconfined"}),
+                   "seccompProfile must be RuntimeDefault"),
+    "latest image": (_set(f"{_C}.image", "fraud-detector:latest"), "must be set to a pinned tag"),
+    "no /tmp volume": (_set(f"{_C}.volumeMounts", [{"name": "bentoml-home", "mountPath": "/var/lib/bentoml"},
+                                                   {"name": "state", "mountPath": "/var/lib/fraud"}]),
+                       "/tmp is not a volume"),
+    "BentoML home on the read-only root": (
+        lambda rs: _env(rs, "BENTOML_HOME").update(value="/home/bentoml"),
+        "env BENTOML_HOME=/home/bentoml is not on a volume mount"),
+    "API key in plain text": (lambda rs: _replace_env(rs, {"name": "FRAUD_API_KEY", "value": "secret"}),
+                              "FRAUD_API_KEY must come from a Secret"),
+    "API key secret required": (
+        lambda rs: _env(rs, "FRAUD_API_KEY")["valueFrom"]["secretKeyRef"].update(optional=False),
+        "secretKeyRef must be optional: true"),
+    "service selects nothing": (_set("Service.spec.selector", {"app.kubernetes.io/name": "other"}),
+                                "does not select the Deployment's pods"),
+    "service to a wrong port": (_set("Service.spec.ports", [{"name": "http", "port": 80, "targetPort": 8080}]),
+                                "targetPort 8080 is not a port of the pods"),
+    "HPA on another workload": (_set("HorizontalPodAutoscaler.spec.scaleTargetRef.name", "other"),
+                                "scaleTargetRef"),
+    "HPA below two": (_set("HorizontalPodAutoscaler.spec.minReplicas", 1), "minReplicas 1 must be at least 2"),
+    "HPA without CPU": (_set("HorizontalPodAutoscaler.spec.metrics", []), "no CPU metric"),
+    "PDB selects nothing": (_set("PodDisruptionBudget.spec.selector", {"matchLabels": {"app": "x"}}),
+                            "selector does not select the Deployment's pods"),
+    "PDB blocks every drain": (_set("PodDisruptionBudget.spec.minAvailable", 3), "must stay below the 3 replicas"),
+    "no Prometheus annotations": (_set("Deployment.spec.template.metadata.annotations", {}),
+                                  "prometheus.io/scrape=true"),
+    "unknown service account": (_set("Deployment.spec.template.spec.serviceAccountName", "default"),
+                                "serviceAccountName 'default'"),
+}
+
+
+def _env(resources, name):
+    return next(e for e in _container(resources)["env"] if e["name"] == name)
+
+
+def _replace_env(resources, variable):
+    env = _container(resources)["env"]
+    env[:] = [variable if e["name"] == variable["name"] else e for e in env]
+
+
+@pytest.mark.parametrize("case", sorted(POLICY_BREAKS))
+def test_policy_catches(rendered, case):
+    change, expected = POLICY_BREAKS[case]
+    resources = copy.deepcopy(rendered["prod"])
+    change(resources)
+    problems = policy_problems(resources)
+    assert any(expected in p for p in problems), f"{case}: {problems}"
+
+
+def test_selector_matching():
+    labels = {"app.kubernetes.io/name": "fraud-detector", "tier": "api"}
+    assert selector_matches({"matchLabels": {"tier": "api"}}, labels)
+    assert not selector_matches({"matchLabels": {"tier": "web"}}, labels)
+    assert selector_matches({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["api"]}]}, labels)
+    assert not selector_matches({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, labels)
+    assert not selector_matches({}, labels)  # an empty selector is treated as a mistake
+
+
+# --------------------------------------------------------------------------- python renderer
+
+
+def _kustomization(tmp_path: Path, spec: dict, files: dict) -> Path:
+    for name, content in files.items():
+        (tmp_path / name).write_text(yaml.safe_dump_all(content) if isinstance(content, list) else content)
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+    return tmp_path
+
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+    "spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [
+        {"name": "app", "image": "registry.local:5000/team/app:1.0",
+         "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}], "args": ["--a"]},
+        {"name": "sidecar", "image": "proxy"},
+    ]}}},
+}
+
+
+def test_python_renderer_refuses_what_it_does_not_implement(tmp_path):
+    path = _kustomization(tmp_path, {"resources": ["d.yaml"], "namePrefix": "x-"}, {"d.yaml": [DEPLOYMENT]})
+    with pytest.raises(KustomizeError, match=r"\['namePrefix'\] are not supported"):
+        build(path)
+    path = _kustomization(tmp_path, {"resources": ["d.yaml"],
+                                     "labels": [{"pairs": {"x": "y"}, "includeSelectors": True}]},
+                          {"d.yaml": [DEPLOYMENT]})
+    with pytest.raises(KustomizeError, match="includeSelectors is not supported"):
+        build(path)
+
+
+def test_python_renderer_errors_name_the_problem(tmp_path):
+    path = _kustomization(tmp_path, {"resources": ["missing.yaml"]}, {})
+    with pytest.raises(KustomizeError, match="resource 'missing.yaml' is neither a file nor a folder"):
+        build(path)
+    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nope"}, "spec": {"replicas": 2}}
+    path = _kustomization(tmp_path, {"resources": ["d.yaml"], "patches": [{"path": "p.yaml"}]},
+                          {"d.yaml": [DEPLOYMENT], "p.yaml": [patch]})
+    with pytest.raises(KustomizeError, match="Deployment 'nope' matches 0 resources"):
+        build(path)
+    path = _kustomization(tmp_path, {"resources": ["d.yaml"], "replicas": [{"name": "other", "count": 2}]},
+                          {"d.yaml": [DEPLOYMENT]})
+    with pytest.raises(KustomizeError, match="no workload named 'other'"):
+        build(path)
+    with pytest.raises(KustomizeError, match="no kustomization.yaml"):
+        build(tmp_path / "nowhere")
+
+
+def _transformed_by_every_feature(tmp_path):
+    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+             "spec": {"template": {"spec": {"containers": [
+                 {"name": "app", "env": [{"name": "Y", "value": "20"}, {"name": "Z", "value": "3"}],
+                  "args": ["--b"], "resources": {"limits": {"cpu": "1"}}}]}}}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "elsewhere"},
+          "data": {"k": "v"}}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}}
+    spec = {"resources": ["d.yaml"], "namespace": "team",
+            "labels": [{"pairs": {"env": "test"}, "includeTemplates": True}],
+            "images": [{"name": "registry.local:5000/team/app", "newName": "ghcr.io/x/app", "newTag": "2.0"},
+                       {"name": "proxy", "digest": "sha256:" + "0" * 64}],
+            "replicas": [{"name": "web", "count": 4}],
+            "patches": [{"path": "p.yaml"}]}
+    return _kustomization(tmp_path, spec, {"d.yaml": [DEPLOYMENT, cm, role], "p.yaml": [patch]})
+
+
+def test_python_renderer_features(tmp_path):
+    resources = build(_transformed_by_every_feature(tmp_path))
+    assert [r["kind"] for r in resources] == ["ClusterRole", "ConfigMap", "Deployment"]
+    role, cm, deployment = resources
+    assert "namespace" not in role["metadata"]  # cluster-scoped
+    assert cm["metadata"]["namespace"] == "team"
+    assert deployment["spec"]["replicas"] == 4
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {"a": "b", "env": "test"}
+    app, sidecar = deployment["spec"]["template"]["spec"]["containers"]
+    assert app["image"] == "ghcr.io/x/app:2.0"
+    assert sidecar["image"] == "proxy@sha256:" + "0" * 64
+    # As kustomize orders a merged list: the patch's items, then the untouched originals.
+    assert app["env"] == [{"name": "Y", "value": "20"}, {"name": "Z", "value": "3"}, {"name": "X", "value": "1"}]
+    assert app["args"] == ["--b"]  # a list without a merge key is replaced
+    assert app["resources"] == {"limits": {"cpu": "1"}}
+
+
+@pytest.mark.skipif(not HAS_KUSTOMIZE, reason="no kustomize or kubectl here to compare with")
+def test_python_renderer_features_match_kustomize(tmp_path):
+    path = _transformed_by_every_feature(tmp_path)
+    assert build(path) == render.render(path, engine="binary")
+
+
+def test_strategic_merge_semantics():
+    original = {"a": {"b": 1, "c": 2}, "volumes": [{"name": "v1", "emptyDir": {}}], "keep": True}
+    patch = {"a": {"c": None, "d": 4}, "volumes": [{"name": "v1", "emptyDir": {"sizeLimit": "1Gi"}},
+                                                   {"name": "v2", "emptyDir": {}}]}
+    assert strategic_merge(original, patch) == {
+        "a": {"b": 1, "d": 4},
+        "volumes": [{"name": "v1", "emptyDir": {"sizeLimit": "1Gi"}}, {"name": "v2", "emptyDir": {}}],
+        "keep": True,
+    }
+    with pytest.raises(KustomizeError, match=r"directive '\$patch'"):
+        strategic_merge(original, {"a": {"$patch": "delete"}})
+
+
+def test_command_line_renders_and_validates(tmp_path):
+    out = tmp_path / "prod.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.render", str(OVERLAYS["prod"]), "--engine", "python",
+         "--validate", "-o", str(out)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "valid: 6 resources" in done.stderr
+    assert [d["kind"] for d in yaml.safe_load_all(out.read_text())][0] == "Namespace"
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def _steps_text(job: dict) -> str:
+    return "\n".join(str(s.get("run", "")) + " " + str(s.get("uses", "")) + " " + str(s.get("with", ""))
+                     for s in job["steps"])
+
+
+def test_workflow_triggers_and_jobs(workflow):
+    # PyYAML reads the bare key `on` as the boolean True (YAML 1.1).
+    triggers = workflow.get("on", workflow.get(True))
+    assert {"push", "pull_request", "workflow_dispatch"} <= set(triggers)
+    assert {"test", "bento", "manifests", "deploy"} <= set(workflow["jobs"])
+    for name, job in workflow["jobs"].items():
+        assert job.get("runs-on"), name
+        assert job.get("timeout-minutes"), f"{name} has no timeout"
+        for step in job["steps"]:
+            if "uses" in step:
+                assert "@" in step["uses"], f"{name}: unpinned action {step['uses']}"
+
+
+def test_workflow_test_job_runs_make_test_on_python_311(workflow):
+    job = workflow["jobs"]["test"]
+    setup = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python"))
+    assert str(setup["with"]["python-version"]) == "3.11"
+    assert any(str(s.get("run", "")).strip() == "make test" for s in job["steps"])
+
+
+def test_workflow_bento_job_builds_and_containerizes(workflow):
+    text = _steps_text(workflow["jobs"]["bento"])
+    assert "bentoml build" in text and "service/bentofile.yaml" in text
+    assert "bentoml containerize" in text
+
+
+def test_workflow_manifests_job_runs_these_tests(workflow):
+    text = _steps_text(workflow["jobs"]["manifests"])
+    assert "pytest tests/infra/test_manifests.py" in text
+    for overlay in OVERLAYS:
+        assert f"infra/k8s/overlays/{overlay}" in text
+
+
+def test_workflow_deploy_job_is_manual_and_applies_prod(workflow):
+    job = workflow["jobs"]["deploy"]
+    assert "workflow_dispatch" in job["if"]
+    assert set(job["needs"]) >= {"test", "manifests", "bento"}
+    text = _steps_text(job)
+    assert "kubectl apply -k infra/k8s/overlays/prod" in text
+    assert "secrets.KUBECONFIG" in WORKFLOW.read_text()
+    assert "kustomize edit set image fraud-detector=" in text
+    assert "docker push" in text
+
+
+def test_workflow_paths_exist():
+    """Files and make targets the workflow names are in the repository."""
+    text = WORKFLOW.read_text()
+    for path in ("infra/k8s/overlays/prod", "infra/k8s/overlays/dev", "tests/infra/test_manifests.py",
+                 "requirements.lock"):
+        assert path in text and (PROJECT_ROOT / path).exists(), path
+    assert "\ntest:" in (PROJECT_ROOT / "Makefile").read_text()
+
+
+# --------------------------------------------------------------------------- the pod's filesystem
+
+PROBE_SERVICE = '''
+import os
+import pathlib
+
+import bentoml
+import numpy as np
+
+
+@bentoml.service
+class RoRootProbe:
+    model_ref = bentoml.models.BentoModel("ro_root_probe_model:latest")
+
+    def __init__(self):
+        self.model = bentoml.lightgbm.load_model(self.model_ref)
+        self.log = pathlib.Path(os.environ["FRAUD_PREDICTION_LOG_DIR"]) / "probe.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+
+    @bentoml.api
+    def predict(self, x: list[float]) -> float:
+        p = float(self.model.predict(np.asarray([x]))[0])
+        with self.log.open("a") as f:
+            f.write(f"{p}\\n")
+        return p
+'''
+
+# Runs as root in a private mount namespace, then execs the server as uid 1034: the bento is
+# copied to a read-only tmpfs (as /home/bentoml/bento is read-only in the image), the root
+# filesystem is remounted read-only and only the Deployment's volume mounts are writable.
+POD_SCRIPT = '''
+set -euo pipefail
+mount --make-rprivate /
+{python_access}
+mount -t tmpfs -o mode=755 tmpfs /mnt
+mkdir /mnt/bento && cp -r "{bento_source}/." /mnt/bento && chmod -R a+rX /mnt/bento
+for dir in {mounts}; do
+  if [ "$dir" = /tmp ]; then mount --bind /tmp /tmp; continue; fi
+  if [ ! -d "$dir" ]; then
+    # The kubelet creates mount points in the container; here a tmpfs over the nearest existing
+    # parent (e.g. /var/lib) gives room for them without touching the host's filesystem.
+    parent=$(dirname "$dir")
+    while [ ! -d "$parent" ]; do parent=$(dirname "$parent"); done
+    if [ "$parent" = / ]; then echo "no parent to hold mount point $dir" >&2; exit 4; fi
+    mountpoint -q "$parent" || mount -t tmpfs -o mode=755 tmpfs "$parent"
+    mkdir -p "$dir"
+  fi
+  mount -t tmpfs -o mode=1777,size=64m tmpfs "$dir"
+done
+mount -o remount,bind,ro /
+mount -o remount,ro /mnt
+if touch /probe-write-test 2>/dev/null || touch /mnt/bento/probe 2>/dev/null; then
+  echo "the root filesystem or the bento is writable" >&2; exit 3
+fi
+cd /mnt/bento
+exec env -i PATH="{bin}:/usr/bin:/bin" HOME=/home/bentoml BENTO_PATH=/mnt/bento {env} \\
+  setpriv --reuid {uid} --regid {uid} --clear-groups --no-new-privs \\
+  "{bin}/bentoml" serve /mnt/bento --host 127.0.0.1 --port {port}
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _can_unshare() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        return False
+    if not Path("/mnt").is_dir():
+        return False
+    if not all(importlib.util.find_spec(m) for m in ("bentoml", "lightgbm", "httpx")):
+        return False  # e.g. the CI job that installs only the validation tools
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=10).returncode == 0
+
+
+def _python_access_script(tmp_path: Path) -> str:
+    """Let uid 1034 run this interpreter when it lives under a private folder (e.g. /root/.pyenv)."""
+    python = Path(os.path.realpath(sys.executable))
+    for parent in reversed(python.parents):
+        if parent == Path("/") or os.stat(parent).st_mode & 0o001:
+            continue
+        child = python.parents[python.parents.index(parent) - 1] if parent != python.parent else python
+        keep = tmp_path / "python-bind"
+        keep.mkdir()
+        return (f'mount --bind "{child}" "{keep}"\nmount -t tmpfs -o mode=755 tmpfs "{parent}"\n'
+                f'mkdir -p "{child}"\nmount --bind "{keep}" "{child}"')
+    return ""
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not _can_unshare(), reason="needs root, a private mount namespace (unshare -m), bentoml and lightgbm")
+def test_bentoml_serves_on_the_pods_read_only_filesystem(rendered, tmp_path):
+    """BentoML 1.4 with the Deployment's env and volumes: read-only root, uid 1034, still serves.
+
+    The env variables and writable folders come from the rendered prod Deployment, so a mount
+    or a variable removed from the manifests fails here.
+    """
+    import httpx
+
+    container = _container(rendered["prod"])
+    pod = _one(rendered["prod"], "Deployment")["spec"]["template"]["spec"]
+    uid = container["securityContext"]["runAsUser"]
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert {v["name"] for v in pod["volumes"]} == {m["name"] for m in container["volumeMounts"]}
+
+    # A small Bento with a LightGBM model, exported with its model as `bentoml containerize` lays it out.
+    home = tmp_path / "bentoml-home"
+    build_env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "ro_root_probe.py").write_text(textwrap.dedent(PROBE_SERVICE))
+    (project / "bentofile.yaml").write_text(
+        'service: "ro_root_probe:RoRootProbe"\ninclude: ["ro_root_probe.py"]\npython:\n  lock_packages: false\n'
+    )
+    make = textwrap.dedent('''
+        import sys, bentoml, lightgbm, numpy as np
+        x = np.random.default_rng(0).normal(size=(400, 4))
+        booster = lightgbm.train({"objective": "binary", "verbose": -1, "num_threads": 1},
+                                 lightgbm.Dataset(x, (x[:, 0] > 0).astype(int)), 5)
+        bentoml.lightgbm.save_model("ro_root_probe_model", booster)
+        bento = bentoml.bentos.build_bentofile("bentofile.yaml", build_ctx=".")
+        bentoml.bentos.export_bento(bento.tag, sys.argv[1])
+    ''')
+    done = subprocess.run([sys.executable, "-c", make, str(tmp_path / "probe.bento")], cwd=project, env=build_env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bento = tmp_path / "bento"
+    bento.mkdir()
+    shutil.unpack_archive(tmp_path / "probe.bento", bento, format="tar")
+
+    port = _free_port()
+    script = POD_SCRIPT.format(
+        python_access=_python_access_script(tmp_path), mounts=" ".join(mounts), bento_source=bento,
+        bin=Path(sys.executable).parent, uid=uid, port=port,
+        env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
+    )
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(["unshare", "-m", "bash", "-c", script], stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        ready = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
+                if ready == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert ready == 200, (tmp_path / "serve.log").read_text()[-3000:]
+        assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=5).status_code == 200
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"x": [1.0, 0.0, 0.0, 0.0]}, timeout=10)
+        assert answer.status_code == 200 and 0.0 <= answer.json() <= 1.0, answer.text
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "bentoml_service_request" in metrics.text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+    text = (tmp_path / "serve.log").read_text()
+    assert "Read-only file system" not in text and "Permission denied" not in text, text[-3000:]

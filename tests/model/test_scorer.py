@@ -1,0 +1,232 @@
+"""FraudScorer: probabilities, explanations, persistence and the MLflow round trip, for every family."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraud_detection.data import schema, split
+from fraud_detection.model.families import Candidate
+from fraud_detection.model.features import (
+    FEATURE_NAMES,
+    FeatureError,
+    FeatureTransform,
+    LabelledFeatures,
+    frame_to_array,
+)
+from fraud_detection.model.scorer import (
+    SCORER_FILE,
+    FraudScorer,
+    ScorerError,
+    load_scorer_from_mlflow,
+    log_scorer_to_mlflow,
+)
+from fraud_detection.simulation import synthetic
+from fraud_detection.training.calibration import fit_isotonic, fit_sigmoid
+from fraud_detection.training.candidates import fit_model
+
+FAMILY_PARAMS = {
+    "lightgbm": {"learning_rate": 0.1, "num_leaves": 7, "n_estimators": 40, "min_child_samples": 20, "pos_weight": 5.0},
+    "xgboost": {"learning_rate": 0.1, "max_depth": 3, "n_estimators": 40, "pos_weight": 5.0},
+    "logistic_regression": {"C": 1.0, "pos_weight": 5.0},
+    "random_forest": {"n_estimators": 15, "max_depth": 8, "min_samples_leaf": 2, "pos_weight": 5.0},
+}
+FAMILIES = tuple(FAMILY_PARAMS)
+
+
+@pytest.fixture(scope="module")
+def periods():
+    generated = synthetic.generate(8_000, seed=4, frauds=200)
+    parts = split.split_by_time(generated.frame, 0.25, 0.25)
+    return parts
+
+
+@pytest.fixture(scope="module")
+def scorers(periods):
+    transform = FeatureTransform(time_origin_hour=1.5)
+    train = LabelledFeatures.from_frame(periods.train, transform)
+    validation = LabelledFeatures.from_frame(periods.validation, transform)
+    built = {}
+    for family, params in FAMILY_PARAMS.items():
+        fitted = fit_model(Candidate(family, "class_weight"), params, train.features, train.labels, n_jobs=1)
+        fit = fit_isotonic if family == "random_forest" else fit_sigmoid
+        calibrator = fit(fitted.raw_score(validation.features), validation.labels)
+        built[family] = FraudScorer.from_fitted(
+            fitted, calibrator=calibrator, threshold=0.3, transform=transform,
+            metadata={"data_fingerprint": "sha256:abc", "metrics": {"validation_ap": 0.5}},
+        )
+    return built
+
+
+@pytest.fixture(scope="module")
+def transactions(periods):
+    return frame_to_array(periods.test)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_probabilities_are_calibrated_scores_in_the_unit_interval(scorers, transactions, family):
+    scorer = scorers[family]
+    proba = scorer.predict_proba(transactions)
+    assert proba.shape == (len(transactions),) and proba.dtype == np.float64
+    assert ((proba >= 0) & (proba <= 1)).all()
+    np.testing.assert_array_equal(proba, scorer.calibrator.apply(scorer.raw_score(transactions)))
+    np.testing.assert_array_equal(scorer.flag(transactions), proba >= 0.3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_numpy_fast_path_equals_dataframe_path(scorers, periods, transactions, family):
+    scorer = scorers[family]
+    shuffled = periods.test[list(reversed(periods.test.columns))]  # extra Class column, other order
+    np.testing.assert_array_equal(scorer.predict_proba_frame(shuffled), scorer.predict_proba(transactions))
+    one = scorer.predict_proba(transactions[3])  # a single transaction vector
+    assert one.shape == (1,) and one[0] == scorer.predict_proba(transactions[:5])[3]
+
+
+def test_lightgbm_serves_through_its_booster(scorers):
+    import lightgbm as lgb
+
+    assert isinstance(scorers["lightgbm"].model, lgb.Booster)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_contributions_add_up_to_the_models_own_score(scorers, transactions, family):
+    scorer = scorers[family]
+    x = transactions[:200]
+    contributions, bias = scorer.feature_contributions(x)
+    assert contributions.shape == (200, len(FEATURE_NAMES))
+    total = contributions.sum(axis=1) + bias
+    if family == "random_forest":  # tree-path decomposition of the vote share
+        expected = scorer.model.predict_proba(scorer.features(x))[:, 1]
+    else:  # log-odds
+        expected = scorer.raw_score(x)
+    np.testing.assert_allclose(total, expected, atol=1e-4 if family == "xgboost" else 1e-9)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_top_contributions_name_transaction_fields_largest_first(scorers, transactions, family):
+    scorer = scorers[family]
+    x = transactions[:20]
+    per_input, _ = scorer.input_contributions(x)
+    per_feature, _ = scorer.feature_contributions(x)
+    time_column = schema.TRANSACTION_FIELDS.index(schema.TIME)
+    np.testing.assert_allclose(per_input[:, time_column], per_feature[:, -2] + per_feature[:, -1])
+    top = scorer.contributions(x, top=3)
+    assert len(top) == 20
+    for row, items in zip(per_input, top):
+        assert len(items) == 3
+        names = [name for name, _ in items]
+        assert set(names) <= set(schema.TRANSACTION_FIELDS)
+        sizes = [abs(value) for _, value in items]
+        assert sizes == sorted(sizes, reverse=True)
+        assert sizes[0] == pytest.approx(np.abs(row).max())
+        for name, value in items:
+            assert value == pytest.approx(row[schema.TRANSACTION_FIELDS.index(name)])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_feature_importance_sums_to_one(scorers, family):
+    by_feature = scorers[family].feature_importance()
+    assert list(by_feature) == list(FEATURE_NAMES)
+    assert sum(by_feature.values()) == pytest.approx(1.0)
+    by_input = scorers[family].feature_importance(by_input=True)
+    assert list(by_input) == list(schema.TRANSACTION_FIELDS)
+    assert by_input[schema.TIME] == pytest.approx(by_feature["hour_sin"] + by_feature["hour_cos"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_and_load_give_the_same_scorer(scorers, transactions, tmp_path, family):
+    scorer = scorers[family]
+    scorer.save(tmp_path)
+    stored = json.loads((tmp_path / SCORER_FILE).read_text())
+    assert stored["family"] == family and stored["threshold"] == 0.3
+    assert stored["transform"]["time_origin_hour"] == 1.5
+    loaded = FraudScorer.load(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(transactions), scorer.predict_proba(transactions))
+    assert loaded.contributions(transactions[:5]) == scorer.contributions(transactions[:5])
+    assert loaded.threshold == scorer.threshold
+    assert loaded.calibrator == scorer.calibrator
+    assert loaded.metadata["data_fingerprint"] == "sha256:abc"
+    assert loaded.metadata["params"]["pos_weight"] == 5.0
+    assert loaded.feature_importance() == pytest.approx(scorer.feature_importance())
+
+
+def test_bad_input_is_a_clear_error(scorers):
+    with pytest.raises(FeatureError, match=r"shape \(rows, 30\)"):
+        scorers["lightgbm"].predict_proba(np.zeros((2, 31)))
+    with pytest.raises(ScorerError, match="top must be >= 1"):
+        scorers["lightgbm"].contributions(np.zeros((1, 30)), top=0)
+
+
+def test_loading_needs_a_scorer_file_of_a_known_format(scorers, tmp_path):
+    with pytest.raises(ScorerError, match="holds no scorer.json"):
+        FraudScorer.load(tmp_path)
+    scorers["lightgbm"].save(tmp_path)
+    stored = json.loads((tmp_path / SCORER_FILE).read_text())
+    stored["format_version"] = 99
+    (tmp_path / SCORER_FILE).write_text(json.dumps(stored))
+    with pytest.raises(ScorerError, match="format 99"):
+        FraudScorer.load(tmp_path)
+
+
+# ------------------------------------------------------------------ MLflow
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory):
+    """A real SQLite tracking store in a temporary folder with an explicit artifact location."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("mlflow-store")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    experiment_id = mlflow.create_experiment("scorer-tests", artifact_location=(root / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    yield root
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "random_forest"])
+def test_mlflow_round_trip_rebuilds_the_full_scorer(scorers, transactions, periods, mlflow_store, family):
+    import mlflow
+
+    scorer = scorers[family]
+    with mlflow.start_run():
+        info = log_scorer_to_mlflow(
+            scorer, periods.test.head(3), name="model", registered_model_name=f"fraud_detector_{family}"
+        )
+    flavor = "lightgbm" if family == "lightgbm" else "sklearn"
+    assert flavor in info.flavors
+    assert info.signature.inputs.input_names() == list(FEATURE_NAMES)
+    assert info.metadata["threshold"] == 0.3
+    for uri in (info.model_uri, f"models:/fraud_detector_{family}/1"):
+        loaded = load_scorer_from_mlflow(uri)
+        np.testing.assert_array_equal(loaded.predict_proba(transactions), scorer.predict_proba(transactions))
+        assert loaded.threshold == 0.3 and loaded.calibrator == scorer.calibrator
+        assert loaded.metadata["data_fingerprint"] == "sha256:abc"
+    assert (mlflow_store / "artifacts").is_dir()
+    assert not (mlflow_store / "mlruns").exists()  # nothing fell back to ./mlruns
+    assert any("lightgbm==" in r or "scikit-learn==" in r for r in _requirements(info))
+
+
+def _requirements(info) -> list[str]:
+    from pathlib import Path
+
+    import mlflow
+
+    return (Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)) / "requirements.txt").read_text().split()
+
+
+def test_mlflow_flavor_model_scores_features_on_its_own(scorers, transactions, periods, mlflow_store):
+    """The logged LightGBM flavor model is usable without this package: pyfunc on the features."""
+    import mlflow
+
+    scorer = scorers["lightgbm"]
+    with mlflow.start_run():
+        info = log_scorer_to_mlflow(scorer, transactions[:3])
+    features = pd.DataFrame(scorer.features(transactions[:50]), columns=list(FEATURE_NAMES))
+    predicted = np.asarray(mlflow.pyfunc.load_model(info.model_uri).predict(features)).ravel()
+    uncalibrated = 1.0 / (1.0 + np.exp(-scorer.raw_score(transactions[:50])))
+    np.testing.assert_allclose(predicted, uncalibrated, rtol=1e-9)

@@ -1,0 +1,190 @@
+"""Drift detection: hour matching, Evidently report, data quality, labelled performance, novelty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score
+
+from fraud_detection.data import schema
+from fraud_detection.monitoring import (
+    MONITORED_FEATURES,
+    DriftConfig,
+    MonitoringInputError,
+    NoveltyIndex,
+    Reference,
+    assess_labelled,
+    check_quality,
+    detect_drift,
+    hour_of_day,
+    match_hours,
+    performance_on_labelled,
+)
+from fraud_detection.monitoring.calibrate import (
+    monitoring_windows,
+    train_baseline_scorer,
+)
+from fraud_detection.monitoring.performance import fraud_novelty
+from fraud_detection.simulation import synthetic
+
+REFERENCE_ROWS = 60_000  # two days, like the Kaggle file, at a fifth of its density
+WINDOW_ROWS = 3_000
+CONFIG = DriftConfig(engine="stattest")
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return synthetic.generate(REFERENCE_ROWS, seed=7).frame
+
+
+@pytest.fixture(scope="module")
+def scorer(reference):
+    return train_baseline_scorer(reference, params={"n_estimators": 80})
+
+
+def window(
+    scenario: str = "none", hour: float = 14.0, rows: int = WINDOW_ROWS, seed: int = 3, strength=None, per_day=None
+):
+    """``rows`` consecutive transactions of a generated day (``per_day`` rows) starting near ``hour``."""
+    day = next(synthetic.daily_batches(1, rows_per_day=per_day or REFERENCE_ROWS // 2, seed=seed,
+                                       scenario=scenario, strength=strength, first_day=5))
+    start = int(np.searchsorted(day.frame[schema.TIME].to_numpy() % schema.SECONDS_PER_DAY, hour * 3600))
+    start = min(start, len(day.frame) - rows)
+    rows_ = slice(start, start + rows)
+    return day.frame.iloc[rows_].reset_index(drop=True), day.label_available_at[rows_]
+
+
+def test_hour_of_day_wraps_days_and_origin():
+    seconds = np.array([0, 3599, 3600, 86_399, 86_400 + 7200])
+    assert hour_of_day(seconds).tolist() == [0, 0, 1, 23, 2]
+    assert hour_of_day(seconds, origin_hour=23.0).tolist() == [23, 23, 0, 22, 1]
+
+
+def test_matched_reference_has_the_windows_hour_mix(reference):
+    night, _ = window(hour=1.0)
+    rng = np.random.default_rng(0)
+    match = match_hours(reference[schema.TIME], night[schema.TIME], 3 * len(night), rng, allow_reuse=True)
+    cur = np.bincount(hour_of_day(night[schema.TIME]), minlength=24) / len(night)
+    ref = np.bincount(hour_of_day(reference[schema.TIME].to_numpy()[match.index]), minlength=24) / match.rows
+    assert match.rows == 3 * len(night)
+    assert np.abs(cur - ref).max() <= 1.0 / match.rows + 1e-12
+    # Without reuse the sample is as large as the scarcest night hour allows, and no row repeats.
+    capped = match_hours(reference[schema.TIME], night[schema.TIME], 3 * len(night), rng)
+    assert len(night) <= capped.rows < 3 * len(night)
+    assert capped.reused_rows == 0 and np.unique(capped.index).size == capped.rows
+    # The whole reference has a very different mix: mostly daytime rows.
+    whole = np.bincount(hour_of_day(reference[schema.TIME]), minlength=24) / len(reference)
+    assert whole[:4].sum() < 0.5 * cur[:4].sum()
+
+
+def test_hours_missing_from_the_reference_borrow_the_nearest_hour():
+    reference_time = np.arange(8 * 3600, 20 * 3600, 60.0)  # 08:00-20:00 only
+    current_time = np.array([6.5, 7.5, 12.5, 21.5]) * 3600
+    match = match_hours(reference_time, current_time, 8, np.random.default_rng(0), allow_reuse=True)
+    assert match.borrowed_hours == {6: 8, 7: 8, 21: 19}
+    assert match.rows == 8
+
+
+def test_night_window_is_not_a_fraud_wave_once_hours_are_matched(reference, scorer):
+    """Night traffic holds several times more frauds per payment: normal, not drift."""
+    # A window at the Kaggle density (142,403 payments a day): 5,000 payments span the small hours.
+    night, _ = window(hour=1.0, rows=5_000, seed=11, per_day=synthetic.KAGGLE_ROWS // 2)
+    matched = assess_labelled(reference, night, scorer(night), scorer.threshold, CONFIG)
+    unmatched = assess_labelled(reference, night, scorer(night), scorer.threshold, CONFIG.model_copy(update={"match_hours": False}))
+    assert matched.fraud_rate.reference_rate > 2 * unmatched.fraud_rate.reference_rate
+    assert matched.fraud_rate.p_value > 0.01
+    assert unmatched.fraud_rate.p_value < 1e-3
+
+
+def test_both_engines_agree_and_the_evidently_html_is_written(reference, scorer, tmp_path):
+    current, _ = window(hour=9.0)
+    prepared = Reference.prepare(reference, scorer(reference))
+    fast = detect_drift(prepared, current, None, scorer(current), CONFIG, decision_threshold=scorer.threshold)
+    full = detect_drift(
+        prepared, current, None, scorer(current), CONFIG.model_copy(update={"engine": "evidently"}), decision_threshold=scorer.threshold
+    )
+    assert set(full.features) == set(MONITORED_FEATURES) and schema.TIME not in full.features
+    for column in MONITORED_FEATURES:
+        assert full.features[column].score == pytest.approx(fast.features[column].score, rel=1e-12)
+    assert full.score_drift.score == pytest.approx(fast.score_drift.score, rel=1e-12)
+    html = full.save_html(tmp_path / "reports" / "drift.html")
+    text = html.read_text()
+    assert "Drift in column 'V14'" in text and "Wasserstein distance (normed)" in text
+    with pytest.raises(MonitoringInputError, match="engine 'evidently'"):
+        fast.save_html(tmp_path / "none.html")
+    summary = full.summary()
+    assert summary["features_monitored"] == len(MONITORED_FEATURES)
+    assert summary["current_rows"] == len(current) and len(current) <= summary["reference_rows"] <= 3 * len(current)
+    assert summary["reference_rows_reused"] == 0
+    assert summary["alerts_observed"] == int((scorer(current) >= scorer.threshold).sum())
+
+
+def test_covariate_shift_drifts_the_shifted_features(reference):
+    shifted, _ = window("covariate_shift", hour=15.0)
+    result = detect_drift(reference, shifted, config=CONFIG)
+    expected = {*synthetic.COVARIATE_SHIFT_COMPONENTS, schema.AMOUNT}
+    assert expected <= set(result.drifted_features)
+    assert result.dataset_drift and result.share_drifted >= len(expected) / len(MONITORED_FEATURES)
+    calm = detect_drift(reference, window(hour=15.0)[0], config=CONFIG)
+    assert calm.drifted_features == [] and not calm.dataset_drift
+
+
+def test_quality_names_bad_values_and_missing_columns(reference):
+    current, _ = window()
+    broken = current.copy()
+    broken.loc[5, "V3"] = np.nan
+    broken.loc[7, schema.AMOUNT] = -2.0
+    broken.loc[9, "V4"] = 1e6  # valid, but far outside the reference
+    quality = check_quality(broken, reference)
+    assert not quality.passed
+    text = " ".join(quality.problems)
+    assert "'V3'" in text and "missing value" in text and "'Amount'" in text and "below 0" in text
+    assert quality.missing_values == {"V3": 1}
+    assert quality.out_of_reference_range.get("V4") == 1
+    result = detect_drift(reference, broken, config=CONFIG)
+    # Only the unreadable row is left out of the drift statistics; the negative amount is a number.
+    assert result.rows_compared == len(broken) - 1 and not result.quality.passed
+    with pytest.raises(MonitoringInputError, match="V7"):
+        detect_drift(reference, current.drop(columns=["V7"]), config=CONFIG)
+    with pytest.raises(MonitoringInputError, match="both"):
+        detect_drift(reference, current, np.zeros(len(reference)), None, CONFIG)
+
+
+def test_performance_on_labelled_counts_by_hand():
+    y = np.array([1, 0, 1, 0, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.3, 0.1, 0.05, 0.6, 0.02, 0.01])
+    perf = performance_on_labelled(y, p, threshold=0.5)
+    assert (perf.n_labelled, perf.n_frauds, perf.alerts, perf.true_positives) == (8, 3, 3, 2)
+    assert perf.precision == pytest.approx(2 / 3) and perf.recall == pytest.approx(2 / 3)
+    assert perf.alert_rate == pytest.approx(3 / 8)
+    assert perf.average_precision == pytest.approx(average_precision_score(y, p))
+    none_flagged = performance_on_labelled(np.zeros(4), np.zeros(4), 0.5)
+    assert np.isnan(none_flagged.precision) and np.isnan(none_flagged.recall)
+    with pytest.raises(MonitoringInputError, match="row 1"):
+        performance_on_labelled(np.array([0, 2]), np.array([0.1, 0.2]), 0.5)
+
+
+def test_new_pattern_frauds_are_novel_and_known_ones_are_not(reference, scorer):
+    index = NoveltyIndex(reference, CONFIG)
+    new = synthetic.generate(4_000, seed=21, frauds=40, scenario="new_fraud_pattern", strength=1.0).frame
+    old = synthetic.generate(4_000, seed=22, frauds=40).frame
+    new_frauds, old_frauds = new[new[schema.LABEL] == 1], old[old[schema.LABEL] == 1]
+    novel_new = fraud_novelty(index, new_frauds, scorer(new_frauds), scorer.threshold)
+    novel_old = fraud_novelty(index, old_frauds, scorer(old_frauds), scorer.threshold)
+    assert novel_new.n_missed >= 0.9 * len(new_frauds)  # the model never saw frauds there
+    assert novel_new.n_novel_missed >= 0.8 * len(new_frauds)
+    assert novel_old.n_novel_missed <= 2
+    assert set(index.features) >= set(schema.KAGGLE_SIGNAL_COMPONENTS)
+
+
+def test_monitoring_windows_tile_days_and_know_their_labels():
+    windows = list(monitoring_windows(days=2, rows_per_day=10_000, seed=1, window_rows=3_000))
+    assert len(windows) == 6 and {w.day for w in windows} == {0, 1}
+    first = windows[0]
+    assert len(first.frame) == 3_000 and first.hours()[0] < 1.0
+    # Legitimate payments are final after 2 days; frauds need their chargeback.
+    assert first.labelled_mask(0.0).sum() == 0
+    assert first.labelled_mask(30.0).all()
+    random_starts = list(monitoring_windows(days=2, rows_per_day=10_000, seed=1, window_rows=3_000, per_day=1))
+    assert len(random_starts) == 2

@@ -1,0 +1,219 @@
+"""The service contract on its own: parsing, validation messages and statuses, response shaping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fraud_detection.config import ConfigError
+from fraud_detection.data.schema import TRANSACTION_FIELDS
+from fraud_detection.serving import contract
+from fraud_detection.serving.config import ServiceConfig, load_deployment_config
+from fraud_detection.serving.contract import ContractError
+from testkit.datasets import small_transactions
+
+ROWS = small_transactions(rows=20, frauds=2, seed=3)[list(TRANSACTION_FIELDS)]
+X = ROWS.to_numpy(np.float64)
+
+
+def tx(i: int = 0, **changes) -> dict:
+    row = dict(zip(TRANSACTION_FIELDS, X[i].tolist(), strict=True))
+    for key, value in changes.items():
+        if value is ...:
+            row.pop(key)
+        else:
+            row[key] = value
+    return row
+
+
+def body(document) -> bytes:
+    return json.dumps(document).encode()
+
+
+def rejected(function, raw: bytes, *args) -> ContractError:
+    with pytest.raises(ContractError) as caught:
+        function(raw, *args)
+    return caught.value
+
+
+# ------------------------------------------------------------------ valid requests
+
+
+def test_single_transaction_parses_in_field_order():
+    x = contract.parse_transaction(body({"transaction": tx(4)}))
+    assert x.shape == (1, len(TRANSACTION_FIELDS)) and x.dtype == np.float64
+    np.testing.assert_array_equal(x[0], X[4])
+
+
+def test_integers_are_numbers_and_field_order_in_the_body_does_not_matter():
+    row = {name: 1 for name in reversed(TRANSACTION_FIELDS)}
+    x = contract.parse_transaction(body({"transaction": row}))
+    np.testing.assert_array_equal(x, np.ones((1, len(TRANSACTION_FIELDS))))
+
+
+def test_batch_keeps_request_order():
+    x = contract.parse_batch(body({"transactions": [tx(i) for i in range(10)]}), 10)
+    np.testing.assert_array_equal(x, X[:10])
+
+
+def test_columnar_equals_row_form():
+    columns = {name: X[:, j].tolist() for j, name in enumerate(TRANSACTION_FIELDS)}
+    request = contract.parse_columnar(body({"columns": columns, "reasons": True}), 100)
+    np.testing.assert_array_equal(request.transactions, X)
+    assert request.reasons is True
+    assert contract.parse_columnar(body({"columns": columns}), 100).reasons is False
+
+
+# ------------------------------------------------------------------ rejected requests
+
+
+@pytest.mark.parametrize(
+    ("transaction", "message"),
+    [
+        (tx(V5=...), "transaction: missing field(s) V5"),
+        (tx(V5=..., Amount=...), "transaction: missing field(s) V5, Amount"),
+        (tx(colour="red"), "transaction: unknown field(s) 'colour'"),
+        (tx(V1="1.5"), 'transaction.V1: "1.5" is a string, not a number'),
+        (tx(V2=True), "transaction.V2: true is a boolean, not a number"),
+        (tx(V3=None), "transaction.V3: null is not a number"),
+        (tx(V4=[1.0]), "transaction.V4: [1.0] is an array, not a number"),
+        (tx(V6={"x": 1}), 'transaction.V6: {"x": 1} is an object, not a number'),
+        (tx(Amount=-5.0), "transaction.Amount: -5.0 is negative"),
+        (tx(Time=-1), "transaction.Time: -1 is negative"),
+        (tx(V9=10**400), "transaction.V9: "),
+    ],
+)
+def test_bad_fields_are_named(transaction, message):
+    error = rejected(contract.parse_transaction, body({"transaction": transaction}))
+    assert error.status == 422
+    assert message in error.message
+
+
+@pytest.mark.parametrize(
+    ("literal", "shown"), [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ("1e400", "Infinity")]
+)
+def test_non_finite_numbers_are_rejected_with_their_place(literal, shown):
+    raw = body({"transaction": tx(V7=0.0)}).replace(b'"V7": 0.0', f'"V7": {literal}'.encode())
+    error = rejected(contract.parse_transaction, raw)
+    assert (error.status, error.message) == (422, f"transaction.V7: {shown} is not a finite number")
+
+
+def test_too_large_integer_is_named():
+    error = rejected(contract.parse_transaction, body({"transaction": tx(V9=10**400)}))
+    assert error.message.startswith("transaction.V9: ") and "too large" in error.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "message"),
+    [
+        (b"", 400, "the request body is empty"),
+        (b"{bad", 400, "malformed JSON"),
+        (b'{"transaction": {}', 400, "malformed JSON"),
+        (b"\xff\xfe\x00garbage", 400, "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "malformed JSON"),
+        (b"[]", 422, "the body must be a JSON object"),
+        (b'"hello"', 422, "the body must be a JSON object"),
+        (b'{"transactions": []}', 422, "the body lacks the field(s) 'transaction'"),
+        (b'{"transaction": [1, 2]}', 422, "transaction: expected an object of transaction fields, got an array"),
+    ],
+)
+def test_malformed_or_misshapen_bodies(raw, status, message):
+    error = rejected(contract.parse_transaction, raw)
+    assert error.status == status
+    assert message in error.message
+
+
+def test_unknown_top_level_field():
+    error = rejected(contract.parse_transaction, body({"transaction": tx(), "debug": True}))
+    assert (error.status, error.message) == (422, "unknown top-level field(s) 'debug'; expected {\"transaction\": ...}")
+
+
+def test_batch_errors_name_the_row():
+    rows = [tx(i) for i in range(5)]
+    rows[3]["Amount"] = -5.0
+    error = rejected(contract.parse_batch, body({"transactions": rows}), 10)
+    assert (error.status, error.message) == (422, "transactions[3].Amount: -5.0 is negative")
+    rows[3] = [1, 2]
+    assert rejected(contract.parse_batch, body({"transactions": rows}), 10).message.startswith("transactions[3]: expected an object")
+
+
+def test_empty_and_oversized_batches():
+    empty = rejected(contract.parse_batch, body({"transactions": []}), 10)
+    assert (empty.status, empty.message) == (422, "transactions is empty: send between 1 and 10 transactions")
+    big = rejected(contract.parse_batch, body({"transactions": [tx(i) for i in range(11)]}), 10)
+    assert big.status == 413 and "holds 11 transactions; at most 10" in big.message
+    not_list = rejected(contract.parse_batch, body({"transactions": {"a": 1}}), 10)
+    assert (not_list.status, not_list.message) == (422, "transactions must be an array of transaction objects, got an object")
+
+
+def test_columnar_errors():
+    columns = {name: X[:3, j].tolist() for j, name in enumerate(TRANSACTION_FIELDS)}
+
+    def error(document, limit=100):
+        return rejected(contract.parse_columnar, body(document), limit)
+
+    assert error({"columns": {**columns, "V7": [1.0, "x", 2.0]}}).message == 'columns.V7[1]: "x" is a string, not a number'
+    assert error({"columns": {**columns, "Amount": [1.0, 2.0, -3.0]}}).message == "columns.Amount[2]: -3.0 is negative"
+    assert "columns.V2 has 2 values but columns.Time has 3" in error({"columns": {**columns, "V2": [1.0, 2.0]}}).message
+    assert error({"columns": {k: v for k, v in columns.items() if k != "V8"}}).message == "columns: missing field(s) V8"
+    assert error({"columns": {**columns, "reasons": [1, 2, 3]}}).message.startswith("columns: unknown field(s) 'reasons'")
+    assert error({"columns": columns, "reasons": "yes"}).message == 'reasons must be true or false, got "yes"'
+    assert error({"columns": {**columns, "V1": 3}}).message == "columns.V1 must be an array of numbers, got a number"
+    empty = error({"columns": {name: [] for name in TRANSACTION_FIELDS}})
+    assert (empty.status, empty.message) == (422, "columns is empty: send between 1 and 100 rows")
+    assert error({"columns": columns}, limit=2).status == 413
+
+
+# ------------------------------------------------------------------ responses and helpers
+
+
+def test_response_shapes():
+    probability = np.array([0.9, 0.1])
+    flags = probability >= 0.5
+    reasons = [[("V14", -2.5), ("Amount", 0.5), ("V4", 0.25)], [("V1", 0.1), ("V2", 0.05), ("Time", -0.01)]]
+    single = contract.predict_response(probability[:1], flags[:1], reasons[:1], "v7", 0.5)
+    assert single == {
+        "fraud_probability": 0.9,
+        "is_fraud": True,
+        "reasons": [
+            {"feature": "V14", "contribution": -2.5},
+            {"feature": "Amount", "contribution": 0.5},
+            {"feature": "V4", "contribution": 0.25},
+        ],
+        "model_version": "v7",
+        "threshold": 0.5,
+    }
+    batch = contract.batch_response(probability, flags, reasons, "v7", 0.5)
+    assert [p["is_fraud"] for p in batch["predictions"]] == [True, False]
+    assert set(batch) == {"predictions", "model_version", "threshold"}
+    columnar = contract.columnar_response(probability, flags, "v7", 0.5)
+    assert columnar == {"fraud_probability": [0.9, 0.1], "is_fraud": [True, False], "model_version": "v7", "threshold": 0.5}
+    assert json.loads(contract.dumps(batch)) == batch
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [("abc-123", "abc-123"), ("x" * 128, "x" * 128), ("x" * 129, None), ("a b", None), ("tab\there", None), ("", None), (None, None)],
+)
+def test_request_ids_are_echoed_only_when_safe(sent, kept):
+    assert contract.request_id_or_none(sent) == kept
+
+
+def test_service_config_defaults_and_errors(tmp_path):
+    config = load_deployment_config().service
+    assert config.max_batch_size >= 1 and config.top_reasons == 3
+    path = tmp_path / "deployment.yaml"
+    path.write_text("service:\n  max_batch_size: 5\n")
+    assert load_deployment_config(path).service.max_batch_size == 5
+    path.write_text("service:\n  max_batch: 5\n")
+    with pytest.raises(ConfigError, match="deployment.yaml: service.max_batch: unknown key"):
+        load_deployment_config(path)
+    path.write_text("service:\n  max_body_bytes: 0\n")
+    with pytest.raises(ConfigError, match="service.max_body_bytes: Input should be greater than or equal to 1"):
+        load_deployment_config(path)
+    path.write_text("deployment:\n  backend_ports: [3000, 3001]\n")
+    with pytest.raises(ConfigError, match="deployment: backend_ports must be two ports distinct"):
+        load_deployment_config(path)
+    assert ServiceConfig().workers == 1

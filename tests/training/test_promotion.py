@@ -1,0 +1,110 @@
+"""Promotion policy: gates, the margin over the champion on the same rows, and the rollback target."""
+
+from __future__ import annotations
+
+import pytest
+
+from fraud_detection.config import ConfigError, validate
+from fraud_detection.training.promotion import (
+    CHALLENGER,
+    CHAMPION,
+    PromotionConfig,
+    PromotionError,
+    PromotionGates,
+    decide_promotion,
+)
+
+GATES = PromotionGates(
+    min_average_precision=0.5, min_recall_at_threshold=0.5, max_brier_score=0.002, max_alert_rate=0.01
+)
+MARGIN = 0.01
+ROWS = "the 56,962 current test rows"
+
+
+def metrics(ap: float = 0.80, **overrides: float) -> dict[str, float]:
+    base = {"average_precision": ap, "recall_at_threshold": 0.8, "brier_score": 0.0005, "alert_rate": 0.002}
+    return {**base, **overrides}
+
+
+def test_first_model_passing_the_gates_becomes_champion():
+    decision = decide_promotion(metrics(), None, GATES, MARGIN, compared_on=ROWS)
+    assert decision.promote and decision.role == CHAMPION
+    assert decision.reasons == [
+        "passes all 4 gate(s)",
+        "no current champion: the first model that passes the gates becomes champion",
+    ]
+    assert decision.compared_on == f"average_precision on {ROWS}"
+
+
+def test_first_model_failing_a_gate_is_a_challenger_naming_the_gate():
+    decision = decide_promotion(metrics(ap=0.42, alert_rate=0.03), None, GATES, MARGIN)
+    assert not decision.promote and decision.role == CHALLENGER
+    assert "gate min_average_precision fails: average_precision 0.42 < 0.5" in decision.reasons
+    assert "gate max_alert_rate fails: alert_rate 0.03 > 0.01" in decision.reasons
+
+
+def test_better_than_the_champion_by_the_margin_becomes_champion():
+    decision = decide_promotion(metrics(ap=0.83), metrics(ap=0.82), GATES, MARGIN, compared_on=ROWS)
+    assert decision.promote and decision.role == CHAMPION
+    assert decision.reasons[-1] == (
+        f"beats champion by margin: average_precision 0.8300 vs champion 0.8200 (+0.0100, margin 0.01) on {ROWS}"
+    )
+
+
+def test_worse_than_the_champion_is_a_challenger():
+    decision = decide_promotion(metrics(ap=0.78), metrics(ap=0.82), GATES, MARGIN)
+    assert not decision.promote and decision.role == CHALLENGER
+    assert decision.reasons[0] == "passes all 4 gate(s)"
+    assert decision.reasons[-1].startswith(
+        "does not beat champion by margin: average_precision 0.7800 vs champion 0.8200"
+    )
+
+
+@pytest.mark.parametrize("candidate_ap", [0.82, 0.825])
+def test_equal_or_within_the_margin_is_a_challenger(candidate_ap):
+    decision = decide_promotion(metrics(ap=candidate_ap), metrics(ap=0.82), GATES, MARGIN)
+    assert decision.role == CHALLENGER
+    assert "does not beat champion by margin" in decision.reasons[-1]
+
+
+def test_an_equal_model_does_not_replace_the_champion_even_with_a_zero_margin():
+    assert decide_promotion(metrics(), metrics(), GATES, margin=0.0).role == CHALLENGER
+    assert decide_promotion(metrics(ap=0.8001), metrics(), GATES, margin=0.0).role == CHAMPION
+
+
+def test_failing_a_gate_keeps_a_better_model_a_challenger():
+    decision = decide_promotion(metrics(ap=0.95, brier_score=0.01), metrics(ap=0.80), GATES, MARGIN)
+    assert decision.role == CHALLENGER
+    assert decision.reasons[0] == "gate max_brier_score fails: brier_score 0.01 > 0.002"
+    assert decision.reasons[-1].startswith("beats champion by margin")
+
+
+def test_a_missing_gate_metric_fails_its_gate_and_a_missing_compared_metric_is_an_error():
+    candidate = metrics()
+    del candidate["alert_rate"]
+    decision = decide_promotion(candidate, None, GATES, MARGIN)
+    assert decision.role == CHALLENGER and "gate max_alert_rate fails: alert_rate is missing" in decision.reasons
+    with pytest.raises(PromotionError, match="the champion's metrics have no 'average_precision'"):
+        decide_promotion(metrics(), {"roc_auc": 0.9}, GATES, MARGIN)
+
+
+def test_config_is_parsed_strictly_and_decides():
+    config = validate(PromotionConfig,
+        {"metric": "average_precision", "margin": 0.02, "gates": {"min_average_precision": 0.5, "max_alert_rate": None}},
+        "t.yaml", "promotion",
+    )
+    assert config.gates.active() == {"min_average_precision": 0.5}
+    assert config.decide(metrics(ap=0.81), metrics(ap=0.80)).role == CHALLENGER  # +0.01 < 0.02
+    assert config.decide(metrics(ap=0.83), metrics(ap=0.80)).role == CHAMPION
+    with pytest.raises(ConfigError, match="promotion.gates.min_ap: unknown key"):
+        validate(PromotionConfig, {"gates": {"min_ap": 0.5}}, "t.yaml", "promotion")
+    with pytest.raises(ConfigError, match="promotion.margn: unknown key"):
+        validate(PromotionConfig, {"margn": 0.5}, "t.yaml", "promotion")
+    with pytest.raises(ConfigError, match="promotion.metric: 'brier_score' is not one of"):
+        validate(PromotionConfig, {"metric": "brier_score"}, "t.yaml", "promotion")
+    with pytest.raises(ConfigError, match="promotion.margin: Input should be greater than or equal to 0"):
+        validate(PromotionConfig, {"margin": -0.1}, "t.yaml", "promotion")
+    with pytest.raises(ConfigError, match="promotion.gates.max_alert_rate: Input should be a valid number"):
+        validate(PromotionConfig, {"gates": {"max_alert_rate": "1%"}}, "t.yaml", "promotion")
+    with pytest.raises(ConfigError, match="promotion.gates.max_alert_rate: Input should be a finite number"):
+        validate(PromotionConfig, {"gates": {"max_alert_rate": float("inf")}}, "t.yaml", "promotion")
