@@ -10,7 +10,7 @@ oracle probabilities standing in for a model and a noisier copy for the second c
 and checks the vectorised average precision against scikit-learn's on the same rows.
 Prints ONE JSON object on its last line; also writes ``bench/results/evaluation.json``.
 
-    .venv/bin/python bench/evaluation.py
+    .venv/bin/python -m bench.evaluation
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ On the full-size default (284,807 rows, 492 frauds) with a time-ordered split (t
 for the default seed and, as the AP of ~100 test frauds is noisy, averaged over ``--seeds``.
 Prints progress, then ONE JSON object on its last line; also writes ``bench/results/generator.json``.
 
-    .venv/bin/python bench/generator.py [--seeds 0 1 2]
+    .venv/bin/python -m bench.generator [--seeds 0 1 2]
 """
 
 from __future__ import annotations

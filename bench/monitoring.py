@@ -35,7 +35,7 @@ Figures:
 
 Prints progress, then ONE JSON object on its last line; also writes ``bench/results/monitoring.json``.
 
-    .venv/bin/python bench/monitoring.py [--none-days 50] [--shift-days 13] [--engine evidently]
+    .venv/bin/python -m bench.monitoring [--none-days 50] [--shift-days 13] [--engine evidently]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Measures, on a temporary directory (``--dir`` to choose the disk):
 
 Prints progress, then ONE JSON object on its last line; also writes ``bench/results/prediction_log.json``.
 
-    .venv/bin/python bench/prediction_log.py [--single 20000] [--batches 100] [--dir /some/disk]
+    .venv/bin/python -m bench.prediction_log [--single 20000] [--batches 100] [--dir /some/disk]
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ One run, one model, the same rows for everyone:
 
 Prints progress, then ONE JSON object on its last line; writes ``bench/results/serving.json``.
 
-    .venv/bin/python bench/serving.py [--model-dir DIR] [--load-requests 50000]
+    .venv/bin/python -m bench.serving [--model-dir DIR] [--load-requests 50000]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Bayes-optimal AP on the same test rows) come from the pipeline's evaluation repo
 champion / oracle. Prints progress and ONE JSON object on its last line; writes
 ``bench/results/training.json``.
 
-    .venv/bin/python bench/training.py
+    .venv/bin/python -m bench.training
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ reports, on the untouched test period:
 Figures of the first seed are the headline; ``--seeds`` adds more (mean and per seed).
 Prints progress, then ONE JSON object on its last line; writes ``bench/results/training_core.json``.
 
-    .venv/bin/python bench/training_core.py [--seeds 7 11] [--config configs/training.yaml]
+    .venv/bin/python -m bench.training_core [--seeds 7 11] [--config configs/training.yaml]
 """
 
 from __future__ import annotations

@@ -92,9 +92,21 @@ def ranked_counts(y_true: np.ndarray, proba: np.ndarray) -> RankedCounts:
     return RankedCounts(thresholds=scores[ends], tps=tps, fps=(ends + 1) - tps)
 
 
-def average_precision(y_true: Any, proba: Any) -> float:
-    y, p, _ = as_arrays(y_true, proba, require_both_classes=True)
-    return float(average_precision_score(y, p))
+def _ranked_input(y_true: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (both classes present) and finite scores of the same length: probabilities or raw log-odds."""
+    y, _, _ = as_arrays(y_true, None, require_both_classes=True)
+    s = np.asarray(score, dtype=float)
+    if s.shape != y.shape:
+        raise EvaluationError(f"{len(y)} labels but scores of shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise EvaluationError(f"score: row {int(np.argmax(~np.isfinite(s)))} is not finite")
+    return y, s
+
+
+def average_precision(y_true: Any, score: Any) -> float:
+    """Average precision of any finite scores (it depends on their order only)."""
+    y, s = _ranked_input(y_true, score)
+    return float(average_precision_score(y, s))
 
 
 def _roc_points(counts: RankedCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,9 +116,9 @@ def _roc_points(counts: RankedCounts) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return fpr, tpr, np.r_[np.inf, counts.thresholds]
 
 
-def roc_auc(y_true: Any, proba: Any) -> float:
-    y, p, _ = as_arrays(y_true, proba, require_both_classes=True)
-    return float(roc_auc_score(y, p))
+def roc_auc(y_true: Any, score: Any) -> float:
+    y, s = _ranked_input(y_true, score)
+    return float(roc_auc_score(y, s))
 
 
 def recall_at_fpr(y_true: Any, proba: Any, fpr_target: float = FPR_TARGET) -> tuple[float, float]:
