@@ -58,7 +58,7 @@ def window(
 def test_hour_of_day_wraps_days_and_origin():
     seconds = np.array([0, 3599, 3600, 86_399, 86_400 + 7200])
     assert hour_of_day(seconds).tolist() == [0, 0, 1, 23, 2]
-    assert hour_of_day(seconds, origin_hour=23.0).tolist() == [23, 23, 0, 22, 1]
+    assert hour_of_day(seconds, 23.0).tolist() == [23, 23, 0, 22, 1]
 
 
 def test_matched_reference_has_the_windows_hour_mix(reference):
