@@ -87,7 +87,7 @@ def test_the_overlays_are_dev_and_prod():
 def test_each_overlay_renders_the_expected_resources(rendered, overlay):
     kinds = sorted(r["kind"] for r in rendered[overlay])
     assert kinds == sorted(["Namespace", "ServiceAccount", "Service", "Deployment",
-                            "HorizontalPodAutoscaler", "PodDisruptionBudget"])
+                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"])
     # kustomize's order puts the Namespace first, so `kubectl apply -f` of the output works.
     assert rendered[overlay][0]["kind"] == "Namespace"
 
@@ -152,6 +152,31 @@ def test_service_maps_port_80_to_the_pods_3000(rendered):
         _service_port_80_to_http(resources)
 
 
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_api_key_secret_is_required(rendered, overlay):
+    """Fail closed: without `optional: true` the kubelet does not start a pod whose Secret is missing."""
+    assert _env(rendered[overlay], "FRAUD_API_KEY") == {
+        "name": "FRAUD_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "fraud-detector-api-key", "key": "api-key"}},
+    }
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_network_policy_admits_only_named_sources_to_the_http_port(rendered, overlay):
+    resources = rendered[overlay]
+    spec = _one(resources, "NetworkPolicy")["spec"]
+    assert spec["podSelector"] == _one(resources, "Deployment")["spec"]["selector"]
+    assert spec["policyTypes"] == ["Ingress"]  # egress is left open
+    assert spec["ingress"] == [{
+        "from": [
+            {"podSelector": {}},  # the namespace's own pods
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        ],
+        "ports": [{"protocol": "TCP", "port": "http"}],
+    }]
+
+
 # Each rule of the policy, broken on a copy of the prod overlay: (what is changed, the problem).
 def _set(path, value):
     def change(resources):
@@ -201,9 +226,9 @@ POLICY_BREAKS = {
         "env BENTOML_HOME=/home/bentoml is not on a volume mount"),
     "API key in plain text": (lambda rs: _replace_env(rs, {"name": "FRAUD_API_KEY", "value": "secret"}),
                               "FRAUD_API_KEY must come from a Secret"),
-    "API key secret required": (
-        lambda rs: _env(rs, "FRAUD_API_KEY")["valueFrom"]["secretKeyRef"].update(optional=False),
-        "secretKeyRef must be optional: true"),
+    "API key secret optional": (
+        lambda rs: _env(rs, "FRAUD_API_KEY")["valueFrom"]["secretKeyRef"].update(optional=True),
+        "secretKeyRef must not be optional"),
     "service selects nothing": (_set("Service.spec.selector", {"app.kubernetes.io/name": "other"}),
                                 "does not select the Deployment's pods"),
     "service to a wrong port": (_set("Service.spec.ports", [{"name": "http", "port": 80, "targetPort": 8080}]),
@@ -219,7 +244,30 @@ POLICY_BREAKS = {
                                   "prometheus.io/scrape=true"),
     "unknown service account": (_set("Deployment.spec.template.spec.serviceAccountName", "default"),
                                 "serviceAccountName 'default'"),
+    "no NetworkPolicy": (lambda rs: rs.remove(_one(rs, "NetworkPolicy")),
+                         "no NetworkPolicy selects the Deployment's pods"),
+    "NetworkPolicy for other pods": (_set("NetworkPolicy.spec.podSelector", {"matchLabels": {"app": "x"}}),
+                                     "no NetworkPolicy selects the Deployment's pods"),
+    "NetworkPolicy for egress only": (_set("NetworkPolicy.spec.policyTypes", ["Egress"]),
+                                      "no NetworkPolicy selects the Deployment's pods"),
+    "ingress from anywhere": (_set("NetworkPolicy.spec.ingress.0.from", _DELETE), "it allows every source"),
+    "ingress from every namespace": (lambda rs: _peers(rs).append({"namespaceSelector": {}}),
+                                     "an empty namespaceSelector allows every namespace"),
+    "ingress from the internet": (lambda rs: _peers(rs).append({"ipBlock": {"cidr": "0.0.0.0/0"}}),
+                                  "ipBlock 0.0.0.0/0 allows every address"),
+    "ingress on every port": (_set("NetworkPolicy.spec.ingress.0.ports", _DELETE), "it allows every port"),
+    "ingress on another port": (_set("NetworkPolicy.spec.ingress.0.ports", [{"protocol": "TCP", "port": 8080}]),
+                                "only TCP to the serving port [3000, 'http']"),
+    "a second NetworkPolicy opens the pods": (
+        lambda rs: rs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                              "metadata": {"name": "allow-all", "namespace": "fraud-prod"},
+                              "spec": {"podSelector": {}, "ingress": [{}]}}),
+        "NetworkPolicy/allow-all (namespace fraud-prod): spec.ingress.0: no `from`"),
 }
+
+
+def _peers(resources):
+    return _one(resources, "NetworkPolicy")["spec"]["ingress"][0]["from"]
 
 
 def _env(resources, name):
