@@ -60,6 +60,12 @@ def _container(resources):
 # --------------------------------------------------------------------------- rendering
 
 
+def _cli(*args, env=None):
+    """``python -m infra.render ARGS`` in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "infra.render", *map(str, args)], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_kustomize_is_on_path():
     command = kustomize_command()  # raises, naming what to install, when neither program exists
     assert command in (["kubectl", "kustomize"], ["kustomize", "build"])
@@ -67,8 +73,7 @@ def test_kustomize_is_on_path():
 
 
 def test_without_kubectl_or_kustomize_rendering_fails_saying_so(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "infra.render", str(OVERLAYS["prod"])], cwd=PROJECT_ROOT,
-                          env={**os.environ, "PATH": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    done = _cli(OVERLAYS["prod"], env={**os.environ, "PATH": str(tmp_path)})
     assert done.returncode == 2 and done.stdout == ""
     assert "neither `kubectl` nor `kustomize` is on PATH" in done.stderr, done.stderr
 
@@ -298,11 +303,6 @@ def test_selector_matching():
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def _cli(*args, cwd=PROJECT_ROOT):
-    return subprocess.run([sys.executable, "-m", "infra.render", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_command_line_prints_what_kubectl_kustomize_prints_and_validates(rendered):
