@@ -1,1 +1,1 @@
-"""Deployment assets: kustomize manifests (infra/k8s), their offline renderer and checks."""
+"""Deployment assets: kustomize manifests (infra/k8s), rendered by kubectl, and the project's checks of them."""

@@ -10,7 +10,10 @@ altered copies that each policy rule catches what it is meant to catch.
 * :func:`policy_problems` checks what the schemas cannot: the Deployment of the API has at least
   two replicas and a rollout that never drops below them, probes on ``/livez`` (liveness,
   startup) and ``/readyz`` (readiness), requests and limits, a non-root, read-only, unprivileged
-  container with every writable path on a volume, and a Service, HPA and PDB that point at it.
+  container with every writable path on a volume, ``FRAUD_API_KEY`` from a required Secret (fail
+  closed: a pod without the key does not start rather than serve without authentication), a
+  Service, HPA and PDB that point at it, and a NetworkPolicy that limits ingress to the pods to
+  named sources on the serving port.
 """
 
 from __future__ import annotations
@@ -168,8 +171,51 @@ def _container_problems(where: str, c: Dict[str, Any], pod: Dict[str, Any],
     key = (env.get("FRAUD_API_KEY") or {}).get("valueFrom", {}).get("secretKeyRef")
     if not key:
         problems.append(f"{where}: FRAUD_API_KEY must come from a Secret (secretKeyRef)")
-    elif key.get("optional") is not True:
-        problems.append(f"{where}: FRAUD_API_KEY's secretKeyRef must be optional: true")
+    elif key.get("optional"):
+        problems.append(f"{where}: FRAUD_API_KEY's secretKeyRef must not be optional "
+                        f"(fail closed: without the Secret the pod must not start)")
+    return problems
+
+
+def _network_policy_problems(resources: List[Resource], pod_labels: Dict[str, str],
+                             serving_ports: set) -> List[str]:
+    """Ingress to the pods is denied but for named sources on the serving port.
+
+    NetworkPolicies add up: a pod selected by one with ``Ingress`` in its policyTypes accepts only
+    what the ingress rules of all policies selecting it allow. So some policy must isolate the pods,
+    and every rule of every policy that selects them (an empty podSelector selects all pods) must
+    name its sources -- not every namespace, not an address block of the whole internet -- and
+    allow only the serving port over TCP.
+    """
+    selecting = []
+    for p in (r for r in resources if r.get("kind") == "NetworkPolicy"):
+        spec = p.get("spec") or {}
+        selector = spec.get("podSelector") or {}
+        empty = not (selector.get("matchLabels") or selector.get("matchExpressions"))
+        # Without policyTypes, a policy always isolates for Ingress; an empty podSelector selects all pods.
+        isolates_ingress = "Ingress" in (spec.get("policyTypes") or ["Ingress"])
+        if isolates_ingress and (empty or selector_matches(selector, pod_labels)):
+            selecting.append(p)
+    if not selecting:
+        return ["no NetworkPolicy selects the Deployment's pods for Ingress: every source may reach them"]
+    problems = []
+    for p in selecting:
+        for i, rule in enumerate(p["spec"].get("ingress") or []):
+            where = f"{describe(p)}: spec.ingress.{i}"
+            if not rule.get("from"):
+                problems.append(f"{where}: no `from`: it allows every source")
+            for peer in rule.get("from") or []:
+                namespaces = peer.get("namespaceSelector")
+                if namespaces is not None and not (namespaces.get("matchLabels") or namespaces.get("matchExpressions")):
+                    problems.append(f"{where}: an empty namespaceSelector allows every namespace")
+                if (peer.get("ipBlock") or {}).get("cidr", "").endswith("/0"):
+                    problems.append(f"{where}: ipBlock {peer['ipBlock']['cidr']} allows every address")
+            if not rule.get("ports"):
+                problems.append(f"{where}: no `ports`: it allows every port")
+            allowed = sorted(serving_ports, key=str)
+            for port in rule.get("ports") or []:
+                if port.get("port") not in serving_ports or port.get("endPort") or port.get("protocol", "TCP") != "TCP":
+                    problems.append(f"{where}: allows {port}, only TCP to the serving port {allowed}")
     return problems
 
 
@@ -280,4 +326,11 @@ def policy_problems(resources: List[Resource]) -> List[str]:
         elif low >= replicas:
             # Otherwise no node could ever be drained.
             problems.append(f"{describe(p)}: minAvailable {low} must stay below the {replicas} replicas")
+
+    # The container ports the Service sends traffic to, by name and by number.
+    targets = {port.get("targetPort", port.get("port"))
+               for s in services for port in (s.get("spec") or {}).get("ports") or []}
+    serving_ports = {value for name, number in container_ports.items() if name in targets or number in targets
+                     for value in (name, number)} - {None}
+    problems += _network_policy_problems(resources, pod_labels, serving_ports)
     return problems

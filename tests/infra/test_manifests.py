@@ -1,12 +1,12 @@
-"""The Kubernetes manifests (infra/k8s), their renderer and checks, and the CI workflow file.
+"""The Kubernetes manifests (infra/k8s) as kustomize renders them, their checks, and the CI workflow file.
 
-Offline, with real tools: each overlay is rendered by the real kustomize when the machine has it
-(``kustomize build`` or ``kubectl kustomize``) and by the python renderer of ``infra/render.py``,
-validated strictly against the Kubernetes schemas that kubernetes-validate ships, and checked
-against the serving policy of ``infra/policy.py``. Altered copies of a rendered overlay show that
-each check catches what it is meant to catch. One test serves a small Bento the way the pods do
-(read-only root filesystem, uid 1034, only the Deployment's volumes writable) where the machine
-allows a private mount namespace.
+Offline, with real tools: each overlay is rendered by the real kustomize (``kubectl kustomize``,
+else ``kustomize build``; without either these tests fail, saying what to install), validated
+strictly against the Kubernetes schemas that kubernetes-validate ships, and checked against the
+serving policy of ``infra/policy.py``. Altered copies of a rendered overlay show that each check
+catches what it is meant to catch. One test serves a small Bento the way the pods do (read-only
+root filesystem, uid 1034, only the Deployment's volumes writable) where the machine allows a
+private mount namespace.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ import yaml
 from fraud_detection.paths import PROJECT_ROOT
 from infra import policy, render
 from infra.policy import policy_problems, schema_problems, selector_matches
-from infra.render import KustomizeError, build, kustomize_command, strategic_merge
+from infra.render import KustomizeError, kustomize_command
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "ci.yml"
 OVERLAYS = {"dev": render.OVERLAYS_DIR / "dev", "prod": render.OVERLAYS_DIR / "prod"}
-HAS_KUSTOMIZE = kustomize_command() is not None
 
 
 def _latest_schema_version() -> str:
@@ -44,7 +43,7 @@ def _latest_schema_version() -> str:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict:
-    """Each overlay, rendered once by the default engine (real kustomize when available)."""
+    """Each overlay, rendered once by kustomize (a missing kubectl errors every test that uses it)."""
     return {name: render.render(path) for name, path in OVERLAYS.items()}
 
 
@@ -61,6 +60,30 @@ def _container(resources):
 # --------------------------------------------------------------------------- rendering
 
 
+def _cli(*args, env=None):
+    """``python -m infra.render ARGS`` in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "infra.render", *map(str, args)], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_kustomize_is_on_path():
+    command = kustomize_command()  # raises, naming what to install, when neither program exists
+    assert command in (["kubectl", "kustomize"], ["kustomize", "build"])
+    assert shutil.which(command[0])
+
+
+def test_without_kubectl_or_kustomize_rendering_fails_saying_so(tmp_path):
+    done = _cli(OVERLAYS["prod"], env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == 2 and done.stdout == ""
+    assert "neither `kubectl` nor `kustomize` is on PATH" in done.stderr, done.stderr
+
+
+def test_kustomize_errors_are_reported_with_its_message(tmp_path):
+    with pytest.raises(KustomizeError, match="kustomization") as error:
+        render.render(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
 def test_the_overlays_are_dev_and_prod():
     assert [p.name for p in render.overlays()] == ["dev", "prod"]
 
@@ -69,32 +92,25 @@ def test_the_overlays_are_dev_and_prod():
 def test_each_overlay_renders_the_expected_resources(rendered, overlay):
     kinds = sorted(r["kind"] for r in rendered[overlay])
     assert kinds == sorted(["Namespace", "ServiceAccount", "Service", "Deployment",
-                            "HorizontalPodAutoscaler", "PodDisruptionBudget"])
+                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"])
     # kustomize's order puts the Namespace first, so `kubectl apply -f` of the output works.
     assert rendered[overlay][0]["kind"] == "Namespace"
-
-
-@pytest.mark.skipif(not HAS_KUSTOMIZE, reason="no kustomize or kubectl here to compare with")
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
-def test_python_renderer_gives_what_kustomize_gives(overlay):
-    assert build(OVERLAYS[overlay]) == render.render(OVERLAYS[overlay], engine="binary")
 
 
 # --------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("engine", ["auto", "python"])
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
-def test_overlays_validate_strictly_against_kubernetes_schemas(overlay, engine):
-    resources = render.render(OVERLAYS[overlay], engine=engine)
-    for version in sorted({policy.MIN_KUBERNETES_VERSION, _latest_schema_version()}):
-        assert schema_problems(resources, version, strict=True) == [], version
+def test_overlays_validate_strictly_against_kubernetes_schemas(rendered, overlay):
+    versions = sorted({policy.MIN_KUBERNETES_VERSION, _latest_schema_version()})
+    assert len(versions) == 2, versions  # the oldest supported and the newest bundled
+    for version in versions:
+        assert schema_problems(rendered[overlay], version, strict=True) == [], version
 
 
-@pytest.mark.parametrize("engine", ["auto", "python"])
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
-def test_overlays_pass_the_serving_policy(overlay, engine):
-    assert policy_problems(render.render(OVERLAYS[overlay], engine=engine)) == []
+def test_overlays_pass_the_serving_policy(rendered, overlay):
+    assert policy_problems(rendered[overlay]) == []
 
 
 def test_strict_schema_validation_rejects_unknown_and_mistyped_fields(rendered):
@@ -139,6 +155,31 @@ def _service_port_80_to_http(resources):
 def test_service_maps_port_80_to_the_pods_3000(rendered):
     for resources in rendered.values():
         _service_port_80_to_http(resources)
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_api_key_secret_is_required(rendered, overlay):
+    """Fail closed: without `optional: true` the kubelet does not start a pod whose Secret is missing."""
+    assert _env(rendered[overlay], "FRAUD_API_KEY") == {
+        "name": "FRAUD_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "fraud-detector-api-key", "key": "api-key"}},
+    }
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_network_policy_admits_only_named_sources_to_the_http_port(rendered, overlay):
+    resources = rendered[overlay]
+    spec = _one(resources, "NetworkPolicy")["spec"]
+    assert spec["podSelector"] == _one(resources, "Deployment")["spec"]["selector"]
+    assert spec["policyTypes"] == ["Ingress"]  # egress is left open
+    assert spec["ingress"] == [{
+        "from": [
+            {"podSelector": {}},  # the namespace's own pods
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        ],
+        "ports": [{"protocol": "TCP", "port": "http"}],
+    }]
 
 
 # Each rule of the policy, broken on a copy of the prod overlay: (what is changed, the problem).
@@ -190,9 +231,9 @@ POLICY_BREAKS = {
         "env BENTOML_HOME=/home/bentoml is not on a volume mount"),
     "API key in plain text": (lambda rs: _replace_env(rs, {"name": "FRAUD_API_KEY", "value": "secret"}),
                               "FRAUD_API_KEY must come from a Secret"),
-    "API key secret required": (
-        lambda rs: _env(rs, "FRAUD_API_KEY")["valueFrom"]["secretKeyRef"].update(optional=False),
-        "secretKeyRef must be optional: true"),
+    "API key secret optional": (
+        lambda rs: _env(rs, "FRAUD_API_KEY")["valueFrom"]["secretKeyRef"].update(optional=True),
+        "secretKeyRef must not be optional"),
     "service selects nothing": (_set("Service.spec.selector", {"app.kubernetes.io/name": "other"}),
                                 "does not select the Deployment's pods"),
     "service to a wrong port": (_set("Service.spec.ports", [{"name": "http", "port": 80, "targetPort": 8080}]),
@@ -208,7 +249,30 @@ POLICY_BREAKS = {
                                   "prometheus.io/scrape=true"),
     "unknown service account": (_set("Deployment.spec.template.spec.serviceAccountName", "default"),
                                 "serviceAccountName 'default'"),
+    "no NetworkPolicy": (lambda rs: rs.remove(_one(rs, "NetworkPolicy")),
+                         "no NetworkPolicy selects the Deployment's pods"),
+    "NetworkPolicy for other pods": (_set("NetworkPolicy.spec.podSelector", {"matchLabels": {"app": "x"}}),
+                                     "no NetworkPolicy selects the Deployment's pods"),
+    "NetworkPolicy for egress only": (_set("NetworkPolicy.spec.policyTypes", ["Egress"]),
+                                      "no NetworkPolicy selects the Deployment's pods"),
+    "ingress from anywhere": (_set("NetworkPolicy.spec.ingress.0.from", _DELETE), "it allows every source"),
+    "ingress from every namespace": (lambda rs: _peers(rs).append({"namespaceSelector": {}}),
+                                     "an empty namespaceSelector allows every namespace"),
+    "ingress from the internet": (lambda rs: _peers(rs).append({"ipBlock": {"cidr": "0.0.0.0/0"}}),
+                                  "ipBlock 0.0.0.0/0 allows every address"),
+    "ingress on every port": (_set("NetworkPolicy.spec.ingress.0.ports", _DELETE), "it allows every port"),
+    "ingress on another port": (_set("NetworkPolicy.spec.ingress.0.ports", [{"protocol": "TCP", "port": 8080}]),
+                                "only TCP to the serving port [3000, 'http']"),
+    "a second NetworkPolicy opens the pods": (
+        lambda rs: rs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                              "metadata": {"name": "allow-all", "namespace": "fraud-prod"},
+                              "spec": {"podSelector": {}, "ingress": [{}]}}),
+        "NetworkPolicy/allow-all (namespace fraud-prod): spec.ingress.0: no `from`"),
 }
+
+
+def _peers(resources):
+    return _one(resources, "NetworkPolicy")["spec"]["ingress"][0]["from"]
 
 
 def _env(resources, name):
@@ -238,117 +302,37 @@ def test_selector_matching():
     assert not selector_matches({}, labels)  # an empty selector is treated as a mistake
 
 
-# --------------------------------------------------------------------------- python renderer
+# --------------------------------------------------------------------------- command line
 
 
-def _kustomization(tmp_path: Path, spec: dict, files: dict) -> Path:
-    for name, content in files.items():
-        (tmp_path / name).write_text(yaml.safe_dump_all(content) if isinstance(content, list) else content)
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(spec))
-    return tmp_path
-
-
-DEPLOYMENT = {
-    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-    "spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [
-        {"name": "app", "image": "registry.local:5000/team/app:1.0",
-         "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}], "args": ["--a"]},
-        {"name": "sidecar", "image": "proxy"},
-    ]}}},
-}
-
-
-def test_python_renderer_refuses_what_it_does_not_implement(tmp_path):
-    path = _kustomization(tmp_path, {"resources": ["d.yaml"], "namePrefix": "x-"}, {"d.yaml": [DEPLOYMENT]})
-    with pytest.raises(KustomizeError, match=r"\['namePrefix'\] are not supported"):
-        build(path)
-    path = _kustomization(tmp_path, {"resources": ["d.yaml"],
-                                     "labels": [{"pairs": {"x": "y"}, "includeSelectors": True}]},
-                          {"d.yaml": [DEPLOYMENT]})
-    with pytest.raises(KustomizeError, match="includeSelectors is not supported"):
-        build(path)
-
-
-def test_python_renderer_errors_name_the_problem(tmp_path):
-    path = _kustomization(tmp_path, {"resources": ["missing.yaml"]}, {})
-    with pytest.raises(KustomizeError, match="resource 'missing.yaml' is neither a file nor a folder"):
-        build(path)
-    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nope"}, "spec": {"replicas": 2}}
-    path = _kustomization(tmp_path, {"resources": ["d.yaml"], "patches": [{"path": "p.yaml"}]},
-                          {"d.yaml": [DEPLOYMENT], "p.yaml": [patch]})
-    with pytest.raises(KustomizeError, match="Deployment 'nope' matches 0 resources"):
-        build(path)
-    path = _kustomization(tmp_path, {"resources": ["d.yaml"], "replicas": [{"name": "other", "count": 2}]},
-                          {"d.yaml": [DEPLOYMENT]})
-    with pytest.raises(KustomizeError, match="no workload named 'other'"):
-        build(path)
-    with pytest.raises(KustomizeError, match="no kustomization.yaml"):
-        build(tmp_path / "nowhere")
-
-
-def _transformed_by_every_feature(tmp_path):
-    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-             "spec": {"template": {"spec": {"containers": [
-                 {"name": "app", "env": [{"name": "Y", "value": "20"}, {"name": "Z", "value": "3"}],
-                  "args": ["--b"], "resources": {"limits": {"cpu": "1"}}}]}}}}
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "elsewhere"},
-          "data": {"k": "v"}}
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}}
-    spec = {"resources": ["d.yaml"], "namespace": "team",
-            "labels": [{"pairs": {"env": "test"}, "includeTemplates": True}],
-            "images": [{"name": "registry.local:5000/team/app", "newName": "ghcr.io/x/app", "newTag": "2.0"},
-                       {"name": "proxy", "digest": "sha256:" + "0" * 64}],
-            "replicas": [{"name": "web", "count": 4}],
-            "patches": [{"path": "p.yaml"}]}
-    return _kustomization(tmp_path, spec, {"d.yaml": [DEPLOYMENT, cm, role], "p.yaml": [patch]})
-
-
-def test_python_renderer_features(tmp_path):
-    resources = build(_transformed_by_every_feature(tmp_path))
-    assert [r["kind"] for r in resources] == ["ClusterRole", "ConfigMap", "Deployment"]
-    role, cm, deployment = resources
-    assert "namespace" not in role["metadata"]  # cluster-scoped
-    assert cm["metadata"]["namespace"] == "team"
-    assert deployment["spec"]["replicas"] == 4
-    assert deployment["spec"]["template"]["metadata"]["labels"] == {"a": "b", "env": "test"}
-    app, sidecar = deployment["spec"]["template"]["spec"]["containers"]
-    assert app["image"] == "ghcr.io/x/app:2.0"
-    assert sidecar["image"] == "proxy@sha256:" + "0" * 64
-    # As kustomize orders a merged list: the patch's items, then the untouched originals.
-    assert app["env"] == [{"name": "Y", "value": "20"}, {"name": "Z", "value": "3"}, {"name": "X", "value": "1"}]
-    assert app["args"] == ["--b"]  # a list without a merge key is replaced
-    assert app["resources"] == {"limits": {"cpu": "1"}}
-
-
-@pytest.mark.skipif(not HAS_KUSTOMIZE, reason="no kustomize or kubectl here to compare with")
-def test_python_renderer_features_match_kustomize(tmp_path):
-    path = _transformed_by_every_feature(tmp_path)
-    assert build(path) == render.render(path, engine="binary")
-
-
-def test_strategic_merge_semantics():
-    original = {"a": {"b": 1, "c": 2}, "volumes": [{"name": "v1", "emptyDir": {}}], "keep": True}
-    patch = {"a": {"c": None, "d": 4}, "volumes": [{"name": "v1", "emptyDir": {"sizeLimit": "1Gi"}},
-                                                   {"name": "v2", "emptyDir": {}}]}
-    assert strategic_merge(original, patch) == {
-        "a": {"b": 1, "d": 4},
-        "volumes": [{"name": "v1", "emptyDir": {"sizeLimit": "1Gi"}}, {"name": "v2", "emptyDir": {}}],
-        "keep": True,
-    }
-    with pytest.raises(KustomizeError, match=r"directive '\$patch'"):
-        strategic_merge(original, {"a": {"$patch": "delete"}})
-
-
-def test_command_line_renders_and_validates(tmp_path):
-    out = tmp_path / "prod.yaml"
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.render", str(OVERLAYS["prod"]), "--engine", "python",
-         "--validate", "-o", str(out)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
-    )
+def test_command_line_prints_what_kubectl_kustomize_prints_and_validates(rendered):
+    done = _cli(OVERLAYS["prod"], "--validate")
     assert done.returncode == 0, done.stderr
-    assert "valid: 6 resources" in done.stderr
-    assert [d["kind"] for d in yaml.safe_load_all(out.read_text())][0] == "Namespace"
+    assert f"valid: {len(rendered['prod'])} resources, Kubernetes {policy.MIN_KUBERNETES_VERSION}" in done.stderr
+    kustomize = subprocess.run([*kustomize_command(), str(OVERLAYS["prod"])], capture_output=True, text=True,
+                               timeout=120, check=True)
+    assert done.stdout == kustomize.stdout  # the tool's output, not a re-serialisation
+    assert list(yaml.safe_load_all(done.stdout)) == rendered["prod"]
+
+
+def test_command_line_exits_1_naming_each_problem(tmp_path):
+    # An overlay of prod that breaks one schema field and one policy rule.
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(OVERLAYS["prod"], tmp_path)],
+        "patches": [{"target": {"kind": "Deployment", "name": "fraud-detector"}, "patch": yaml.safe_dump([
+            {"op": "add", "path": "/spec/replica", "value": 3},
+            {"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/path",
+             "value": "/healthz"},
+        ])}],
+    }))
+    done = _cli(tmp_path, "--validate")
+    assert done.returncode == 1, done.stderr
+    problems = [line for line in done.stderr.splitlines() if line.startswith("invalid: ")]
+    assert len(problems) == 2, done.stderr
+    assert problems[0].startswith("invalid: Deployment/fraud-detector (namespace fraud-prod): spec: ")
+    assert "'replica' was unexpected" in problems[0]
+    assert problems[1].endswith("container fraud-detector: readinessProbe checks '/healthz', not /readyz")
+    assert "valid: " not in done.stderr.replace("invalid: ", "")
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -390,11 +374,12 @@ def test_workflow_bento_job_builds_and_containerizes(workflow):
     assert "bentoml containerize" in text
 
 
-def test_workflow_manifests_job_runs_these_tests(workflow):
+def test_workflow_manifests_job_renders_with_kubectl_and_runs_these_tests(workflow):
     text = _steps_text(workflow["jobs"]["manifests"])
     assert "pytest tests/infra/test_manifests.py" in text
+    assert "kubectl version --client" in text
     for overlay in OVERLAYS:
-        assert f"infra/k8s/overlays/{overlay}" in text
+        assert f"kubectl kustomize infra/k8s/overlays/{overlay}" in text
 
 
 def test_workflow_deploy_job_is_manual_and_applies_prod(workflow):
