@@ -52,10 +52,10 @@ eda: $(STAMP) ## Execute notebooks 01-03 headless (EDA_ROWS=N for a sample); not
 	./run_eda_simple.sh
 
 dashboard: $(STAMP) ## Start the ZenML dashboard on http://127.0.0.1:8237
-	$(VENV)/bin/zenml login --local
+	$(PY) -m stacks.dashboard
 
 dashboard-stop: ## Stop the ZenML dashboard
-	$(VENV)/bin/zenml logout --local
+	$(PY) -m stacks.dashboard --stop
 
 mlflow-ui: $(STAMP) ## MLflow UI on http://127.0.0.1:5000 over the project's tracking store
 	@mkdir -p $(MLFLOW_DIR)/artifacts

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from fraud_detection import paths
+from pipelines.quiet import quiet_tool_chatter
 
 # Quiet, offline-friendly defaults for the tools; a user's own settings win.
 for _name, _value in {
@@ -36,6 +37,7 @@ for _name, _value in {
 
 # BentoML's `fs` dependency imports the deprecated pkg_resources on every start: noise, not news.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+quiet_tool_chatter()
 
 
 def _generate_data(rows: int, seed: int, scenario: str, strength: float | None, out: Path) -> None:

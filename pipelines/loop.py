@@ -17,6 +17,7 @@ from fraud_detection.training.config import TrainingFile
 from pipelines.deployment import deployment_pipeline
 from pipelines.monitoring import monitoring_pipeline
 from pipelines.retraining import retraining_pipeline
+from steps import champion
 
 
 def output(run, step: Step, artifact: Artifact):
@@ -49,7 +50,9 @@ def monitor_and_retrain(
          f"(search budget x{scale:g})")
     mark = time.monotonic()
     try:
-        training_run = retraining_pipeline(config=config, window_days=retraining.window_days)
+        training_run = retraining_pipeline(
+            config=config, window_days=retraining.window_days, champion=champion.current().data()
+        )
     except Exception as error:  # the champion keeps serving; say why and stop here
         echo(f"retraining failed, the champion keeps serving: {error}")
         return {**outcome, "retraining": "failed", "error": str(error)}

@@ -1,7 +1,7 @@
 """Retraining: the champion's data + the newly labelled traffic -> data gate -> the training steps.
 
 The retraining set is built inside the pipeline from the champion's own data artifacts (the
-champion record, ``steps/champion.py``) and the labelled traffic the step reads from the prediction
+champion record, ``steps/champion.py``, resolved by the caller) and the labelled traffic the step reads from the prediction
 log and the label store, so the retrained model's data links back to both in the dashboard's
 lineage, and nothing passes through a file on the client's disk (a step pod on a cluster runs it
 the same way). Promotion then applies as for any trained model.
@@ -10,24 +10,24 @@ the same way). Promotion then applies as for any trained model.
 from __future__ import annotations
 
 from zenml import pipeline
+from zenml.client import Client
 
 from fraud_detection.names import CHAMPION_DATA
 from fraud_detection.training.config import TrainingFile
 from pipelines.data_gate import gate
 from pipelines.training import FRAUD_DETECTOR, train_and_register
-from steps import champion
+from steps.champion import ChampionData
 from steps.training.build_retraining_set import build_retraining_set
 from steps.training.read_labelled_traffic import read_labelled_traffic
 
 
 @pipeline(model=FRAUD_DETECTOR)
-def retraining_pipeline(config: TrainingFile, window_days: float) -> None:
+def retraining_pipeline(config: TrainingFile, window_days: float, champion: ChampionData) -> None:
     """``config`` as for the training pipeline (its data section gives the split); ``window_days`` from
-    configs/monitoring.yaml ``retraining:``."""
-    current = champion.current()
-    train, validation, test = (current.artifact(name) for name in CHAMPION_DATA)
+    configs/monitoring.yaml ``retraining:``; ``champion``: ``steps.champion.current().data()``."""
+    train, validation, test = (Client().get_artifact_version(champion.artifacts[name]) for name in CHAMPION_DATA)
     traffic = read_labelled_traffic()
-    raw = build_retraining_set(train, validation, test, traffic, window_days=window_days, replaces=current.label)
+    raw = build_retraining_set(train, validation, test, traffic, window_days=window_days, replaces=champion.label)
     new_train, new_validation, new_test = gate(raw, config.data.split)
     # The retraining set is not the synthetic default: no Bayes-optimal score for its test period.
     train_and_register(new_train, new_validation, new_test, config, synthetic=None)

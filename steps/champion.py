@@ -24,13 +24,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
 from zenml import log_metadata
 from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.models import ArtifactVersionResponse, ModelVersionResponse
 
-from fraud_detection.names import MODEL_NAME, Artifact
+from fraud_detection.names import CHAMPION_DATA, MODEL_NAME, Artifact
 from fraud_detection.training import registry
 from fraud_detection.training.promotion import CHALLENGER, CHAMPION
 
@@ -89,6 +91,29 @@ class Champion:
 
     def describe(self) -> str:
         return f"ZenML model {MODEL_NAME} version {self.version.name} (MLflow version {self.mlflow_version})"
+
+    def data(self) -> "ChampionData":
+        """What a pipeline needs to start from the champion's data, resolved now (see :class:`ChampionData`)."""
+        return ChampionData(
+            label=self.label,
+            zenml_version=self.zenml_version,
+            artifacts={str(name): self.artifact(name).id for name in CHAMPION_DATA},
+        )
+
+
+class ChampionData(BaseModel):
+    """The champion's data artifacts, as a pipeline parameter.
+
+    A pipeline's body runs when ZenML compiles it, where ``Client()`` calls return lazy placeholders:
+    the champion is therefore resolved by the caller (:meth:`Champion.data`) and passed in by id,
+    and the pipeline turns the ids into step inputs (lineage in the dashboard).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    zenml_version: str
+    artifacts: dict[str, UUID]
 
 
 def _now() -> str:
