@@ -2,13 +2,14 @@
 
     .venv/bin/python container/image.py [--bento NAME:VERSION] [--name localhost/fraud-detector] [--no-cache]
 
-1. The base image (``container/base.sh``): Debian bookworm from debootstrap with Python 3.11 and
+1. The Bento: ``--bento`` from the BentoML store, else a new one (``bentoml build -f
+   service/bentofile.yaml .``) packing the champion: the ZenML model version in production
+   (``steps/champion.py``), as the deployment saved it into the BentoML store (the model labelled
+   with its MLflow ``registry_version``, ``steps/serving/build_bento.py``), or ``FRAUD_MODEL_TAG``'s
+   model. The store is ``BENTOML_HOME``, else the project's ``state/bentoml``. With no champion, or
+   a champion never deployed (``python run.py --deployment``), it stops and says so.
+2. The base image (``container/base.sh``): Debian bookworm from debootstrap with Python 3.11 and
    libgomp1, built once and then cached in podman's store.
-2. The Bento: ``--bento`` from the BentoML store, else a new one (``bentoml build -f
-   service/bentofile.yaml .``) packing the store's ``fraud_detector:latest`` (or ``FRAUD_MODEL_TAG``):
-   the champion the last deployment saved there (``python run.py --deployment``, also run by
-   ``python run.py``). The store is ``BENTOML_HOME``, else the project's ``state/bentoml``. With no
-   such model the build stops and says so: there is no champion to pack.
 3. BentoML's containerize with the podman backend (``bentoml.container.build``): the Bento's own
    Dockerfile (BentoML's template with ``container/bento.Dockerfile.j2``) and its model as the
    context. Mounted for the build only: the machine's CA bundle (the egress presents its own CA),
@@ -23,7 +24,7 @@ Why not the ``bentoml containerize`` command: with click >= 8.3 (the project pin
 click's UNSET sentinel of its unused buildx options to the podman backend, which fails
 (NotImplementedError); the Python API it calls works. ``pull=never`` is not passed either: BentoML
 writes ``--pull never``, which podman 4.3 reads as a second context argument; the base is local
-(step 1), so podman's default policy (pull only what is missing) never pulls.
+(step 2), so podman's default policy (pull only what is missing) never pulls.
 """
 
 from __future__ import annotations
@@ -45,34 +46,65 @@ BIN = Path(sys.executable).parent
 # What the build mounts, and where container/bento.Dockerfile.j2 finds it. buildah leaves the
 # mount points in the image, as empty files: all in /mnt/build, so that they say what they were.
 BUILD_DIR = "/mnt/build"
-BUILD_MOUNTS = {BIN / "uv": "uv", PROJECT_ROOT / "requirements.lock": "requirements.lock", CA_BUNDLE: "ca-certificates.crt"}
+BUILD_MOUNTS = {
+    BIN / "uv": "uv",
+    PROJECT_ROOT / "requirements.lock": "requirements.lock",
+    CA_BUNDLE: "ca-certificates.crt",
+}
 
 log = logging.getLogger("container.image")
 
 
 def _environment() -> None:
-    os.environ.setdefault("CONTAINERS_CONF", str(CONTAINER_DIR / "containers.conf"))
-    os.environ.setdefault("BENTOML_HOME", str(bentoml_home()))
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    for name, value in {
+        "CONTAINERS_CONF": str(CONTAINER_DIR / "containers.conf"),
+        "BENTOML_HOME": str(bentoml_home()),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "ZENML_ANALYTICS_OPT_IN": "false",
+    }.items():
+        os.environ.setdefault(name, value)
 
 
 def build_base() -> None:
     """``container/base.sh``: builds the base image unless podman's store holds this recipe's."""
-    subprocess.run([str(CONTAINER_DIR / "base.sh")], check=True)
+    if subprocess.run([str(CONTAINER_DIR / "base.sh")]).returncode != 0:
+        raise SystemExit("container/base.sh failed (its output is above)")
+
+
+def champion_model_tag() -> str:
+    """The store tag of the champion's model, as the deployment saved it; SystemExit saying why not."""
+    import bentoml
+
+    from fraud_detection.names import MODEL_NAME
+    from steps import champion
+
+    current = champion.current_or_none()
+    if current is None:
+        raise SystemExit(
+            "no champion to pack: no version of the ZenML model is in production. Train and deploy one "
+            "(`make run`, or `python run.py --training` then `--deployment`), or set FRAUD_MODEL_TAG or --bento."
+        )
+    saved = [
+        m for m in bentoml.models.list(MODEL_NAME) if m.info.labels.get("registry_version") == current.mlflow_version
+    ]
+    if not saved:
+        raise SystemExit(
+            f"the champion, {current.describe()}, is not in the BentoML store {os.environ['BENTOML_HOME']}: "
+            "it has not been deployed. Run `python run.py --deployment` first."
+        )
+    model = max(saved, key=lambda m: m.info.creation_time)
+    log.info("the champion is %s: BentoML model %s", current.describe(), model.tag)
+    return str(model.tag)
 
 
 def build_bento() -> str:
-    """A Bento of the service packing the store's served model (see the module doc); its tag."""
-    from service.model_store import MODEL_TAG_ENV, model_tag, stored_model
+    """A Bento of the service packing ``FRAUD_MODEL_TAG``'s model, else the champion's; its tag."""
+    from service.model_store import MODEL_TAG_ENV, stored_model
 
-    tag = model_tag()
+    tag = os.environ.get(MODEL_TAG_ENV) or champion_model_tag()
     model = stored_model(tag)
     if model is None:
-        raise SystemExit(
-            f"no model {tag} in the BentoML store {os.environ['BENTOML_HOME']}: the image packs the champion "
-            "that the deployment saves there. Run `python run.py --deployment` (or `make run`) first, "
-            "or pass --bento NAME:VERSION of an existing Bento (`bentoml list`)."
-        )
+        raise SystemExit(f"no model {tag} in the BentoML store {os.environ['BENTOML_HOME']}")
     labels = ", ".join(f"{k}={v}" for k, v in sorted(model.info.labels.items()))
     log.info("packing model %s (%s) from %s", model.tag, labels, os.environ["BENTOML_HOME"])
     built = subprocess.run(
@@ -138,9 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     log.addHandler(mine)
     log.propagate = False
     _environment()
+    bento = args.bento or build_bento()  # first: a missing champion stops the build before the base
     build_base()
-    image = build_image(args.bento or build_bento(), args.name, args.no_cache)
-    print(image)
+    print(build_image(bento, args.name, args.no_cache))
 
 
 if __name__ == "__main__":
