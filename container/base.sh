@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build the service image's base, localhost/fraud-detector-base:bookworm, from Debian's packages
-# only (no image registry is reachable): debootstrap --variant=minbase, imported into podman, then
-# container/base.Containerfile (Python 3.11, libgomp1, security updates) squashed into one layer.
-# Its name is service/bentofile.yaml's docker.base_image (the Bento's FROM).
+# Build the service image's base from Debian's packages only (no image registry is reachable):
+# debootstrap --variant=minbase, imported into podman, then container/base.Containerfile (Python
+# 3.11, libgomp1, security updates) squashed into one layer. Its name is service/bentofile.yaml's
+# docker.base_image (the Bento's FROM): localhost/fraud-detector-base:bookworm.
 #
 # Cached in podman's store: the image carries a label with the hash of its recipe (this script and
-# the Containerfile), and an image with the same hash is kept as it is (about 3 minutes otherwise).
+# the Containerfile), and an image with the same hash is kept as it is. A rebuild removes the
+# previous base unless an image still uses it.
 # Needs root, podman and debootstrap (`make container-tools`). Usage: container/base.sh [--force]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,6 +25,8 @@ if [ "${1:-}" != "--force" ] && podman image exists "$BASE_IMAGE" &&
     log "$BASE_IMAGE is up to date (recipe $recipe); --force rebuilds it"
     exit 0
 fi
+
+previous="$(podman image inspect --format '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)"
 
 # The machine's Debian mirror (what apt uses here), else Debian's own.
 mirror="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' 2>/dev/null |
@@ -45,4 +48,7 @@ podman build --pull=never --isolation chroot --network host --squash-all \
     -v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro \
     --label recipe="$recipe" -f "$here/base.Containerfile" -t "$BASE_IMAGE" "$here"
 podman rmi --force "$ROOTFS_IMAGE" > /dev/null
+if [ -n "$previous" ] && [ "$(podman image inspect --format '{{.Id}}' "$BASE_IMAGE")" != "$previous" ]; then
+    podman rmi "$previous" > /dev/null 2>&1 || log "the previous base ${previous:0:12} stays: images built on it use it"
+fi
 log "$BASE_IMAGE built in $((SECONDS - started)) s: $(podman image inspect --format '{{.Size}}' "$BASE_IMAGE") bytes"

@@ -36,6 +36,7 @@ ROWS = 1_000
 TOOLS = ("podman", "runc", "debootstrap")
 MISSING = [tool for tool in TOOLS if shutil.which(tool) is None] + ([] if os.geteuid() == 0 else ["root"])
 CONTAINERS_ENV = {**os.environ, "CONTAINERS_CONF": str(CONTAINER_DIR / "containers.conf")}
+_SLOW_STEP = re.compile(r"^STEP \d+/\d+: (FROM|RUN|COPY) ")  # the build steps worth showing as progress
 
 pytestmark = [
     pytest.mark.timeout(2400),  # a cold build: debootstrap, then the packages from PyPI
@@ -98,8 +99,8 @@ def image(stored, say, tmp_path_factory):
         for line in process.stdout:
             log.write(line)
             lines.append(line.rstrip("\n"))
-            if line.startswith(("[image ", "[base ", "STEP ")):
-                say(line.rstrip("\n"))
+            if line.startswith(("[image ", "[base ")) or _SLOW_STEP.match(line):
+                say(line.rstrip("\n")[:160])
         process.wait()
     assert process.returncode == 0, "\n".join(lines[-60:])
     built = lines[-1]
