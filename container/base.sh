@@ -36,7 +36,7 @@ mirror="${mirror:-http://deb.debian.org/debian/}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/fraud-base.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 started=$SECONDS
-log "debootstrap --variant=minbase $SUITE from $mirror (about a minute) ..."
+log "debootstrap --variant=minbase $SUITE from $mirror (minutes) ..."
 debootstrap --variant=minbase "$SUITE" "$work/rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 ||
     { tail -n 30 "$work/debootstrap.log" >&2; log "debootstrap failed"; exit 1; }
 log "debootstrap done in $((SECONDS - started)) s ($(du -sh "$work/rootfs" | cut -f1)); importing as $ROOTFS_IMAGE"

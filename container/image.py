@@ -164,11 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"image name (default {DEFAULT_NAME})")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer of the image (not the base)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # podman's output, relayed by BentoML
-    mine = logging.StreamHandler()
-    mine.setFormatter(logging.Formatter("[image %(asctime)s] %(message)s", datefmt="%H:%M:%S"))
-    log.addHandler(mine)
-    log.propagate = False
+    # This script's progress, and podman's output as BentoML relays it; apart from the root logger,
+    # where ZenML (imported to find the champion) puts its own handler.
+    for name, form in ((log.name, "[image %(asctime)s] %(message)s"), ("bentoml", "%(message)s")):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(form, datefmt="%H:%M:%S"))
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     _environment()
     bento = args.bento or build_bento()  # first: a missing champion stops the build before the base
     build_base()
