@@ -35,8 +35,9 @@ run: $(STAMP) ## Install, then run the main job on the embedded default data
 
 test: $(STAMP) container-tools ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
 	$(PY) -m pytest
-# Without root, make test goes on without the container tools (tests/serving/test_image.py skips; it fails on CI).
-test: CONTAINER_TOOLS_OPTIONAL := 1
+# Without root, make test and make bench go on without the container tools (tests/serving/test_image.py
+# and bench/image.py skip; the test fails on CI).
+test bench: CONTAINER_TOOLS_OPTIONAL := 1
 
 image: $(STAMP) container-tools ## Build the service's OCI image with podman (BENTO=name:version, else the deployed champion)
 	$(PY) container/image.py $(if $(BENTO),--bento $(BENTO))
@@ -49,10 +50,10 @@ container-tools: ## Install podman, runc and debootstrap with apt-get when one i
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing > /dev/null; \
 	else \
 		echo "missing:$$missing; install as root: apt-get install -y$$missing" >&2; \
-		$(if $(CONTAINER_TOOLS_OPTIONAL),echo "(tests/serving/test_image.py is skipped without them)" >&2,exit 1); \
+		$(if $(CONTAINER_TOOLS_OPTIONAL),echo "(the image's test and benchmark skip without them)" >&2,exit 1); \
 	fi
 
-bench: $(STAMP) ## Run every benchmark in bench/ (figures in bench/results/*.json)
+bench: $(STAMP) container-tools ## Run every benchmark in bench/ (figures in bench/results/*.json)
 	@set -e; for script in bench/*.py; do name=$$(basename $$script .py); \
 		case $$name in __init__|common|report|reference_service) continue;; esac; \
 		echo "== bench.$$name"; $(PY) -m bench.$$name; done
