@@ -439,7 +439,7 @@ def verify_digest(scorer: FraudScorer, expected: str | None, what: str) -> str:
     """The scorer's digest; :class:`DigestMismatch` naming both digests if ``expected`` is another."""
     actual = scorer.content_digest()
     if expected is not None and actual != expected:
-        raise DigestMismatch(f"{what}: its content digest is {actual}, but {expected} was recorded for it")
+        raise DigestMismatch(f"{what} refused: its content digest is {actual}, but {expected} was recorded for it")
     return actual
 
 
