@@ -27,10 +27,13 @@ The valid path is vectorised: one fast JSON parse (orjson), a set comparison of 
 type check per row, one ``np.array`` and one vectorised range check (which also rejects NaN and
 infinity). Only when a check fails does a slower pass walk the rows to name the first problem.
 
-Duplicate keys: orjson, like Python's json, keeps the last of two equal keys without a word. A valid
-document holds no strings but its keys, so its text has exactly two quote characters per key; when the
-count differs (or any check fails), a second parse with an ``object_pairs_hook`` looks for a duplicate
-and names it. Written by hand because no JSON parser the project uses reports duplicate keys.
+Duplicate keys: orjson, like Python's json, keeps the last of two equal keys without a word, and no
+JSON parser the project uses reports them, so this is written here. A valid document holds no strings
+but its keys, so its text has exactly two quote characters per key it parsed to; more quotes mean a key
+written twice in one object, which is refused, named by counting each expected key's occurrences in
+the text (a key spelled with escapes is refused without its name). A body refused for another reason
+is also searched for a duplicate (to name that first) when it is at most :data:`DUPLICATE_SCAN_BYTES`:
+the search parses the body again in pure Python, which a large body must not be able to force.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ UNAVAILABLE = 503
 
 FIELD_SET = frozenset(TRANSACTION_FIELDS)
 N_FIELDS = len(TRANSACTION_FIELDS)
+_EACH_FIELD = {name: 1 for name in TRANSACTION_FIELDS}
 # Exact types only: bool is a subclass of int in Python, and `true` is not an amount.
 _NUMBER_TYPES = frozenset({int, float})
 _values_in_order = operator.itemgetter(*TRANSACTION_FIELDS)
@@ -71,6 +75,8 @@ MAX_NAMED = 3
 _MAX_KEY_CHARS = 40
 # Rows a refused request names as unscorable (the message gives the count of all of them).
 MAX_UNSCORABLE_NAMED = 20
+# Refused bodies up to this size are also searched for a duplicate key (a second, slower parse).
+DUPLICATE_SCAN_BYTES = 64 * 1024
 
 
 class ContractError(ValueError):
@@ -163,25 +169,30 @@ def _refuse_duplicate_keys(body: bytes) -> None:
 
 
 def _checked(body: bytes, parse):
-    """``parse()`` -> (result, keys in the document), refusing duplicate keys: looked for on every 422,
-    and on success whenever the body's quotes are not exactly two per key."""
+    """``parse()`` -> (result, how many times each key occurs in the valid document), refusing
+    duplicate keys (module doc)."""
     try:
-        result, keys = parse()
+        result, counts = parse()
     except ContractError as error:
-        if error.status == UNPROCESSABLE:
+        if error.status == UNPROCESSABLE and len(body) <= DUPLICATE_SCAN_BYTES:
             _refuse_duplicate_keys(body)
         raise
-    if body.count(b'"') != 2 * keys:
-        _refuse_duplicate_keys(body)
+    if body.count(b'"') != 2 * sum(counts.values()):
+        if len(body) <= DUPLICATE_SCAN_BYTES:
+            _refuse_duplicate_keys(body)
+        for key, expected in counts.items():
+            if body.count(b'"' + key.encode() + b'"') > expected:
+                raise ContractError(f"duplicate key {_key(key)}: each field may appear once in an object")
+        raise ContractError("a key appears twice in one object (spelled with escapes): each field may appear once")
     return result
 
 
 def parse_transaction(body: bytes) -> np.ndarray:
     """``POST /predict``: the transaction as a float64 array of shape (1, 30)."""
 
-    def parse() -> tuple[np.ndarray, int]:
+    def parse() -> tuple[np.ndarray, dict[str, int]]:
         document = _object(parse_json(body), ["transaction"])
-        return transactions_to_array([document["transaction"]], lambda i: "transaction"), 1 + N_FIELDS
+        return transactions_to_array([document["transaction"]], lambda i: "transaction"), {"transaction": 1, **_EACH_FIELD}
 
     return _checked(body, parse)
 
@@ -189,12 +200,13 @@ def parse_transaction(body: bytes) -> np.ndarray:
 def parse_batch(body: bytes, max_rows: int) -> np.ndarray:
     """``POST /predict_batch``: the transactions as a float64 array of shape (n, 30), 1 <= n <= max_rows."""
 
-    def parse() -> tuple[np.ndarray, int]:
+    def parse() -> tuple[np.ndarray, dict[str, int]]:
         rows = _object(parse_json(body), ["transactions"])["transactions"]
         if not isinstance(rows, list):
             raise ContractError(f"transactions must be an array of transaction objects, got {_json_type(rows)}")
         _check_count("transactions", len(rows), max_rows, "transactions")
-        return transactions_to_array(rows, lambda i: f"transactions[{i}]"), 1 + N_FIELDS * len(rows)
+        x = transactions_to_array(rows, lambda i: f"transactions[{i}]")
+        return x, {"transactions": 1, **{name: len(rows) for name in TRANSACTION_FIELDS}}
 
     return _checked(body, parse)
 
@@ -208,9 +220,9 @@ class ColumnarRequest:
 def parse_columnar(body: bytes, max_rows: int) -> ColumnarRequest:
     """``POST /predict_columnar``: one array of numbers per field, all of the same length."""
 
-    def parse() -> tuple[ColumnarRequest, int]:
+    def parse() -> tuple[ColumnarRequest, dict[str, int]]:
         document = _object(parse_json(body), ["columns"], ["reasons"])
-        return _columnar(document, max_rows), len(document) + N_FIELDS
+        return _columnar(document, max_rows), {**{key: 1 for key in document}, **_EACH_FIELD}
 
     return _checked(body, parse)
 
@@ -242,10 +254,23 @@ def _columnar(document: dict[str, Any], max_rows: int) -> ColumnarRequest:
             x = None
         if x is not None and _numbers_ok(x):
             return ColumnarRequest(x, reasons)
-    # Something is wrong: find the first offending value, column by column.
+    # Something is wrong: find the first offending value, column by column (vectorised where the
+    # column holds numbers only, so a large hostile body costs about what a valid one does).
     for name, column in zip(TRANSACTION_FIELDS, values, strict=True):
-        for i, value in enumerate(column):
-            _check_value(value, name, lambda: f"columns.{name}[{i}]")
+        start = 0
+        if set(map(type, column)) <= _NUMBER_TYPES:
+            try:
+                array = np.array(column, dtype=np.float64)
+            except OverflowError:
+                array = None
+            if array is not None:
+                low, high = RANGES[name]
+                bad = ~((array >= low) & (array <= high))
+                if not bad.any():
+                    continue
+                start = int(np.argmax(bad))
+        for i in range(start, len(column)):
+            _check_value(column[i], name, lambda: f"columns.{name}[{i}]")
     raise AssertionError("a columnar check failed but no value was found at fault")  # pragma: no cover
 
 

@@ -347,3 +347,16 @@ def test_an_artifact_naming_a_pickled_class_runs_no_code(scorers, periods, mlflo
     (local / "MLmodel").write_text(yaml.safe_dump(mlmodel))
     with pytest.raises(ScorerError, match="names no file inside the model"):
         load_scorer_from_mlflow(str(local))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_scores_anything_inside_the_ranges(scorers, family):
+    """The schema's ranges are where a score is always a probability (the service refuses the rest)."""
+    low = np.array([schema.RANGES[name][0] for name in schema.TRANSACTION_FIELDS])
+    high = np.array([schema.RANGES[name][1] for name in schema.TRANSACTION_FIELDS])
+    corners = np.where(np.random.default_rng(0).random((300, len(low))) < 0.5, low, high)
+    x = np.vstack([low, high, np.clip(np.zeros_like(low), low, high), corners])
+    probability = scorers[family].predict_proba(x)
+    assert np.isfinite(probability).all() and ((probability >= 0) & (probability <= 1)).all()
+    contributions, bias = scorers[family].input_contributions(x)
+    assert np.isfinite(contributions).all() and np.isfinite(bias).all()

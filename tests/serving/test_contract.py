@@ -302,6 +302,17 @@ def test_duplicate_keys_are_refused_naming_the_key(function, raw, key):
     assert (error.status, error.message) == (422, f"duplicate key {key!r}: each field may appear once in an object")
 
 
+def test_large_bodies_with_a_repeated_key_are_refused_without_a_second_parse():
+    rows = [tx(i % 20) for i in range(2_000)]
+    raw = body({"transactions": rows})
+    assert len(raw) > contract.DUPLICATE_SCAN_BYTES
+    assert len(contract.parse_batch(raw, 2_000)) == 2_000
+    repeated = raw[:-3] + b', "Amount": 1.0}]}'  # the last row names Amount twice
+    assert rejected(contract.parse_batch, repeated, 2_000).message == "duplicate key 'Amount': each field may appear once in an object"
+    escaped = raw[:-3] + b', "V\\u0031": 1.0}]}'  # V1 again, spelled with an escape
+    assert "a key appears twice in one object" in rejected(contract.parse_batch, escaped, 2_000).message
+
+
 def test_error_bodies_are_bounded_whatever_the_request_holds():
     many = {f"unknown-{i:06d}-" + "x" * 100: 1 for i in range(30_000)}  # about 4 MB of keys
     raw = body({"transaction": {**tx(0), **many}})
