@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,9 @@ import yaml
 from fraud_detection.data.schema import TRANSACTION_FIELDS
 from fraud_detection.model.scorer import FraudScorer
 from fraud_detection.serving import prediction_log
+from fraud_detection.serving.label_store import labelled_window, read_labels
+from fraud_detection.serving.smoke import SmokeTestError, smoke_test
+from fraud_detection.simulation.traffic import LabelDelay, simulate
 from fraud_detection.serving.prediction_log import SYNTHETIC_KEY_HEADER, read_window, without_synthetic
 from service.model_store import content_version, save_to_model_store
 from testkit.service import columns, quick_scorer, start_server, transaction_dicts
@@ -331,6 +335,28 @@ def test_bad_input_gets_a_4xx_naming_the_problem(served, quick):
         if response.status_code != status or message not in error:
             failures.append((path, content[:80], response.status_code, response.text[:200]))
     assert not failures, failures
+
+
+def test_the_smoke_test_is_synthetic_traffic(served, served_log):
+    result = smoke_test(served.url, synthetic_key=SYNTHETIC_KEY)
+    assert result.fraud_like_probability > result.ordinary_probability
+    logged = read_window(served_log)
+    smoke_rows = logged[logged["client_request_id"].str.startswith("synthetic-smoke-")]
+    assert len(smoke_rows) == 2 and smoke_rows["synthetic"].all()
+    with pytest.raises(SmokeTestError, match="answered 401"):
+        smoke_test(served.url, synthetic_key="a-key-the-service-does-not-have")
+
+
+def test_simulated_labels_join_the_predictions_they_label(served, served_log, tmp_path):
+    """The simulator records each label under the id the service logged the request under."""
+    sent = simulate(served.url, rows=40, batch_size=7, seed=3, label_store=str(tmp_path / "labels"),
+                    label_delay=LabelDelay(fixed_seconds=0.0))
+    assert sent.scored_rows == 40 and sent.id_mismatches == sent.requests  # the service's ids, not the client's
+    labels = read_labels(tmp_path / "labels")
+    logged = read_window(served_log)
+    joined = labelled_window(logged, labels, as_of=time.time() + 1)
+    assert len(joined) == 40 and joined.attrs["ambiguous_predictions"] == 0
+    assert not joined["synthetic"].any()
 
 
 def test_error_bodies_are_bounded(served, quick):

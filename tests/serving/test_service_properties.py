@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from fraud_detection.data.schema import RANGES, TRANSACTION_FIELDS
 from fraud_detection.serving.contract import MAX_ERROR_CHARS
+from testkit.datasets import small_transactions
 from testkit.service import quick_scorer, start_server
 
 pytestmark = pytest.mark.timeout(900)
@@ -81,6 +82,11 @@ def render(value) -> str:
     return json.dumps(value, allow_nan=True)
 
 
+def weighted(*choices: tuple[st.SearchStrategy, int]) -> st.SearchStrategy:
+    """One of the strategies, each with its weight (st.one_of draws its branches evenly)."""
+    return st.sampled_from([strategy for strategy, weight in choices for _ in range(weight)]).flatmap(lambda s: s)
+
+
 def in_range(name: str) -> st.SearchStrategy:
     low, high = RANGES[name]
     return st.one_of(
@@ -102,12 +108,17 @@ HOSTILE = st.one_of(
 )
 FIELD = st.sampled_from(TRANSACTION_FIELDS)
 JUNK_KEY = st.one_of(st.text(max_size=12), st.sampled_from(["v1", "amount", "Class", "", "V29", "time "]))
+# Realistic rows to start from (drawing 30 values per transaction would make a run many times slower);
+# the fields a body changes are drawn anywhere in their range, bounds included.
+BASE = st.sampled_from(small_transactions(rows=200, frauds=10, seed=3)[list(TRANSACTION_FIELDS)].to_dict("records"))
+IN_RANGE = FIELD.flatmap(lambda name: st.tuples(st.just(name), in_range(name)))
 
 
 @st.composite
-def transaction(draw):
-    row = {name: draw(in_range(name)) for name in TRANSACTION_FIELDS}
-    mode = draw(st.sampled_from(["valid", "valid", "valid", "hostile", "hostile", "missing", "extra", "duplicate"]))
+def transaction(draw, valid_weight: int = 5):
+    row = dict(draw(BASE))
+    row.update(draw(st.lists(IN_RANGE, max_size=3)))
+    mode = draw(st.sampled_from(["valid"] * valid_weight + ["hostile", "missing", "extra", "duplicate"]))
     if mode == "hostile":
         for name in draw(st.lists(FIELD, min_size=1, max_size=3, unique=True)):
             row[name] = draw(HOSTILE)
@@ -122,31 +133,28 @@ def transaction(draw):
     return row
 
 
-def document(endpoint: str) -> st.SearchStrategy:
-    if endpoint == "predict":
-        good = st.builds(lambda t: {"transaction": t}, transaction())
-    elif endpoint == "predict_batch":
-        rows = st.lists(transaction(), min_size=0, max_size=4) | st.lists(transaction(), min_size=MAX_BATCH + 1,
-                                                                          max_size=MAX_BATCH + 1)
-        good = st.builds(lambda r: {"transactions": r}, rows)
-    else:
-        good = columnar()
-    return st.one_of(
-        good, good, good, good,
-        st.builds(lambda d, k, v: {**d, k: v}, good, JUNK_KEY, HOSTILE),  # an unknown top-level key
-        HOSTILE,  # not an object at all
-    )
+@st.composite
+def batch(draw):
+    size = draw(st.sampled_from(["some"] * 8 + ["empty", "too many"]))
+    if size == "empty":
+        return {"transactions": []}
+    if size == "too many":
+        return {"transactions": [draw(transaction())] * (MAX_BATCH + 1)}
+    return {"transactions": draw(st.lists(transaction(valid_weight=40), min_size=1, max_size=4))}
 
 
 @st.composite
 def columnar(draw) -> dict:
-    rows = draw(st.integers(0, 6) | st.just(MAX_COLUMNAR + 1))
-    columns = {name: [draw(in_range(name)) for _ in range(rows)] for name in TRANSACTION_FIELDS}
-    mode = draw(st.sampled_from(["valid", "valid", "hostile", "ragged", "missing", "reasons"]))
+    rows = draw(weighted((st.integers(1, 6), 8), (st.just(0), 1), (st.just(MAX_COLUMNAR + 1), 1)))
+    base = [dict(draw(BASE)) for _ in range(min(rows, 6))]
+    columns = {name: [base[i % len(base)][name] for i in range(rows)] if base else [] for name in TRANSACTION_FIELDS}
+    for name, value in draw(st.lists(IN_RANGE, max_size=3)):
+        if rows:
+            columns[name][draw(st.integers(0, rows - 1))] = value
+    mode = draw(st.sampled_from(["valid"] * 5 + ["hostile", "ragged", "missing", "reasons"]))
     document: dict = {"columns": columns}
     if mode == "hostile" and rows:
-        name = draw(FIELD)
-        columns[name][draw(st.integers(0, rows - 1))] = draw(HOSTILE)
+        columns[draw(FIELD)][draw(st.integers(0, rows - 1))] = draw(HOSTILE)
     elif mode == "ragged":
         columns[draw(FIELD)].append(0.0)
     elif mode == "missing":
@@ -156,12 +164,26 @@ def columnar(draw) -> dict:
     return document
 
 
+def document(endpoint: str) -> st.SearchStrategy:
+    if endpoint == "predict":
+        good = st.builds(lambda t: {"transaction": t}, transaction())
+    elif endpoint == "predict_batch":
+        good = batch()
+    else:
+        good = columnar()
+    return weighted(
+        (good, 8),
+        (st.builds(lambda d, k, v: {**d, k: v}, good, JUNK_KEY, HOSTILE), 1),  # an unknown top-level key
+        (HOSTILE, 1),  # not an object at all
+    )
+
+
 def body(endpoint: str) -> st.SearchStrategy:
     text = st.builds(render, document(endpoint))
-    return st.one_of(
-        text.map(str.encode), text.map(str.encode), text.map(str.encode), text.map(str.encode),
-        st.tuples(text, st.integers(1, 40)).map(lambda t: t[0][: max(1, len(t[0]) - t[1])].encode()),  # truncated
-        st.binary(max_size=64),
+    return weighted(
+        (text.map(str.encode), 8),
+        (st.tuples(text, st.integers(1, 40)).map(lambda t: t[0][: max(1, len(t[0]) - t[1])].encode()), 1),  # truncated
+        (st.binary(max_size=64), 1),
     )
 
 
