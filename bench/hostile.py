@@ -36,7 +36,6 @@ import numpy as np
 import orjson
 
 from bench.common import write_results
-from fraud_detection.data.schema import TRANSACTION_FIELDS
 from fraud_detection.paths import PROJECT_ROOT
 from fraud_detection.serving import contract
 from testkit.service import columns, quick_scorer, start_server, transaction_dicts

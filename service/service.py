@@ -116,6 +116,7 @@ _ROW_NAMES = {
 class LogUnavailable(RuntimeError):
     """The prediction log could not take a scored request's rows: the request is not answered."""
 
+
 # GET /model: BentoML's @api endpoints are POST-only; a mounted FastAPI app adds the GET route,
 # and BentoML merges its OpenAPI into /docs.json.
 model_app = FastAPI(title="fraud model info", docs_url=None, redoc_url=None, openapi_url=None)

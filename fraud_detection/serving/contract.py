@@ -247,9 +247,11 @@ def _columnar(document: dict[str, Any], max_rows: int) -> ColumnarRequest:
             raise ContractError(f"columns.{name} has {length} values but columns.{first} has {lengths[first]}: every column needs one value per row")
     _check_count("columns", lengths[first], max_rows, "rows")
     values = [columns[name] for name in TRANSACTION_FIELDS]
-    if set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
+    # Column by column: a parse in a worker thread holds the GIL through each C call, so no single
+    # call may take long (the event loop waits for it).
+    if all(set(map(type, column)) <= _NUMBER_TYPES for column in values):
         try:
-            x = np.array(values, dtype=np.float64).T
+            x = np.column_stack([np.array(column, dtype=np.float64) for column in values])
         except OverflowError:
             x = None
         if x is not None and _numbers_ok(x):

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
-
-import re
-from pathlib import Path
-
-import pandas as pd
 
 from fraud_detection.config import ConfigError
 from fraud_detection.data import schema
