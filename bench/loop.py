@@ -31,7 +31,7 @@ isolate(SANDBOX)
 
 import httpx  # noqa: E402
 
-from fraud_detection.serving.prediction_log import synthetic_request_id  # noqa: E402
+from fraud_detection.serving.prediction_log import synthetic_headers  # noqa: E402
 from fraud_detection.serving.smoke import smoke_transactions  # noqa: E402
 from fraud_detection.simulation.traffic import LabelDelay, simulate  # noqa: E402
 from testkit.ports import free_port  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> None:
                     try:
                         # A probe, marked synthetic so that monitoring leaves it out of the payments.
                         response = http.post("/predict", json={"transaction": fraud_like},
-                                             headers={"X-Request-ID": synthetic_request_id("probe")})
+                                             headers=synthetic_headers("probe"))
                         requests[0] += 1
                         if response.status_code != 200:
                             failures.append(f"{response.status_code}: {response.text[:200]}")

@@ -15,10 +15,10 @@ from typing import Any
 from _bentoml_sdk.io_models import IODescriptor, IORootModel
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from fraud_detection.data.schema import MIN_VALUE, TRANSACTION_FIELDS
+from fraud_detection.data.schema import RANGES, TRANSACTION_FIELDS
 from fraud_detection.serving.config import ServiceConfig
 
-_EXAMPLE = {name: (0.0 if name not in MIN_VALUE else 1.0) for name in TRANSACTION_FIELDS}
+_EXAMPLE = {name: 0.0 for name in TRANSACTION_FIELDS}
 _EXAMPLE.update({"Time": 40_000.0, "Amount": 59.9})
 
 
@@ -32,9 +32,9 @@ class RawBody:
 
 
 def _number(name: str) -> tuple[type, Any]:
-    low = MIN_VALUE.get(name)
-    description = f"{name}: a finite number" + (f" >= {low:g}" if low is not None else "")
-    return float, Field(ge=low, allow_inf_nan=False, strict=True, description=description)
+    low, high = RANGES[name]
+    description = f"{name}: a number from {low:,.0f} to {high:,.0f} (fraud_detection/data/schema.py RANGES)"
+    return float, Field(ge=low, le=high, allow_inf_nan=False, strict=True, description=description)
 
 
 Transaction = create_model(
@@ -56,15 +56,23 @@ class Prediction(BaseModel):
     reasons: list[Reason] = Field(description="the fields that moved the score most, largest first")
 
 
+_REQUEST_ID = Field(
+    description="the service's id of this request (also in X-Service-Request-ID): the prediction log's key, "
+    "under which labels (chargebacks) are recorded"
+)
+
+
 class PredictResponse(Prediction):
     model_version: str
     threshold: float
+    request_id: str = _REQUEST_ID
 
 
 class BatchResponse(BaseModel):
     predictions: list[Prediction]
     model_version: str
     threshold: float
+    request_id: str = _REQUEST_ID
 
 
 class ColumnarResponse(BaseModel):
@@ -73,6 +81,7 @@ class ColumnarResponse(BaseModel):
     reasons: list[list[Reason]] | None = Field(None, description="only when the request sets reasons: true")
     model_version: str
     threshold: float
+    request_id: str = _REQUEST_ID
 
 
 class ModelInfo(BaseModel):
@@ -81,13 +90,19 @@ class ModelInfo(BaseModel):
     family: str
     metrics: dict[str, Any] | None = None
     data_fingerprint: str | None = None
-    source: str = Field(description="directory:<path> or bentoml:<tag>")
+    source: str = Field(description="bentoml:<tag>, or directory (FRAUD_MODEL_DIR)")
     feature_importance: dict[str, float]
     metadata: dict[str, Any]
 
 
 class ErrorResponse(BaseModel):
-    error: str = Field(description="what is wrong, naming the field, e.g. transactions[3].Amount: -5.0 is negative")
+    error: str = Field(
+        description="what is wrong, naming the field, e.g. transactions[3].Amount: -5.0 is negative "
+        "(at most 1,000 characters)"
+    )
+    unscorable: list[int] | None = Field(
+        None, description="422 only: rows the model gave no valid score for (the request was not scored)"
+    )
 
 
 def request_documents(config: ServiceConfig) -> dict[str, type[BaseModel]]:

@@ -97,10 +97,16 @@ _KINDS = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": p
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a log: its name and kind (``float``, ``int``, ``bool`` or ``str``)."""
+    """One column of a log: its name and kind (``float``, ``int``, ``bool`` or ``str``).
+
+    ``default``: a column added to a log later has one; readers give it to the rows of older segments,
+    which lack the column (None: the column is required, and a segment without it is skipped).
+    New columns go at the end of the header, so readers that do not know them read new segments too.
+    """
 
     name: str
     kind: str
+    default: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -626,10 +632,11 @@ def _parse_segment(
         result.skipped_segments.append(path.name)
         return None
     names = data[: header_end - 1].decode("utf-8", "replace").split(",")
-    known = {c.name for c in columns}
-    if not known.issubset(names) or len(set(names)) != len(names):
+    absent = [c for c in columns if c.name not in names]
+    if any(c.default is None for c in absent) or len(set(names)) != len(names):
         result.skipped_segments.append(path.name)
         return None
+    present = pa.schema([schema.field(c.name) for c in columns if c.name in names])
     body = pa.py_buffer(data).slice(0, end)
     try:
         table = pcsv.read_csv(
@@ -637,11 +644,16 @@ def _parse_segment(
             read_options=pcsv.ReadOptions(use_threads=True, block_size=8 << 20),
             parse_options=pcsv.ParseOptions(newlines_in_values=False),
             convert_options=pcsv.ConvertOptions(
-                column_types=schema, include_columns=list(schema.names), strings_can_be_null=False
+                column_types=present, include_columns=list(present.names), strings_can_be_null=False
             ),
         )
     except pa.ArrowInvalid:
         table = _parse_lines(data[header_end:end], names, columns, schema, result)
+    for column in absent:  # an older segment: the column's default for each of its rows
+        if column.name not in table.column_names:
+            table = table.append_column(
+                column.name, pa.array([column.default] * table.num_rows, type=_KINDS[column.kind])
+            )
     return table.select(schema.names).cast(schema)
 
 
@@ -651,6 +663,8 @@ def _parse_lines(
     """Slow path for a damaged segment: parse line by line, skipping (and counting) bad lines."""
     index = {name: i for i, name in enumerate(names)}
     converters = {"float": _to_float, "int": int, "bool": _to_bool, "str": str}
+    columns = tuple(c for c in columns if c.name in index)  # absent ones get their default afterwards
+    schema = pa.schema([schema.field(c.name) for c in columns])
     values: dict[str, list] = {c.name: [] for c in columns}
     text = body.decode("utf-8", "replace")
     for line in text.split("\n"):

@@ -25,6 +25,7 @@ class ServiceConfig(Section):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1)  # checked before the body is parsed
     top_reasons: int = Field(3, ge=1, le=len(TRANSACTION_FIELDS))  # reasons per prediction
     model_retry_seconds: float = Field(5.0, gt=0)  # retry a failed model load this often
+    log_retry_seconds: float = Field(5.0, gt=0)  # not ready this long after a failed prediction-log write
     workers: int = Field(1, ge=1)  # server worker processes (the deployment starts this many)
     timeout_seconds: int = Field(30, ge=1)  # per-request timeout
 

@@ -3,6 +3,8 @@
 A card issuer learns whether a payment was a fraud days after scoring it: a chargeback for a
 fraud, or the payment maturing uneventfully for a legitimate one. Each label row says that the
 prediction ``(request_id, item)`` has true ``Class`` and that this becomes known at ``label_time``
+(``request_id`` is the id the service gave the request, which it returns to the client; never the
+client's own ``X-Request-ID``, which a client may reuse)
 (seconds since the epoch); ``recorded_at`` is when the row was written. A label may be written
 ahead of time with a future ``label_time`` (the traffic simulator does this); readers choose what
 was known at a moment with ``as_of``. A later label for the same prediction supersedes an earlier
@@ -186,6 +188,11 @@ def labelled_window(predictions: pd.DataFrame, labels: pd.DataFrame, as_of: floa
     Joins on ``(request_id, item)``. Of the labels known at ``as_of`` (``label_time <= as_of``)
     the latest one per prediction wins (ties: the last recorded). Returns the prediction rows in
     their order, with ``Class`` and ``label_time`` added; unlabelled predictions are left out.
+
+    One label labels one prediction: a key that more than one prediction carries (possible only in
+    segments written before the service gave every request its own id, when the client's id was the
+    key) is ambiguous, and those predictions stay unlabelled; ``attrs["ambiguous_predictions"]``
+    counts them.
     """
     as_of_s = to_unix_seconds(as_of, "as_of")
     if as_of_s is None:
@@ -210,8 +217,9 @@ def labelled_window(predictions: pd.DataFrame, labels: pd.DataFrame, as_of: floa
         .loc[:, [*KEY, LABEL, LABEL_TIME]]
     )
     latest = latest.astype({ITEM: "int64", REQUEST_ID: object})
-    left = predictions.reset_index(drop=True)
-    keyed = left.astype({ITEM: "int64", REQUEST_ID: object})
-    joined = keyed.merge(latest, on=list(KEY), how="inner", sort=False, validate="many_to_one")
+    keyed = predictions.reset_index(drop=True).astype({ITEM: "int64", REQUEST_ID: object})
+    ambiguous = keyed.duplicated(list(KEY), keep=False)
+    joined = keyed.loc[~ambiguous].merge(latest, on=list(KEY), how="inner", sort=False, validate="one_to_one")
     joined[LABEL] = joined[LABEL].astype("int64")
+    joined.attrs["ambiguous_predictions"] = int(ambiguous.sum())
     return joined

@@ -11,9 +11,12 @@ payments mature after two days, chargebacks arrive after about four) times
 at once; ``LabelDelay.fixed_seconds`` gives every label the same delay.
 
 Each request carries a client-side id in ``X-Request-ID`` (a batch's rows are items 0, 1, ... of
-it); if the service answers with another id (``request_id`` in the body, or the ``X-Request-ID``
-response header) the label is recorded under the service's id, so it joins the prediction log.
-Failed requests (HTTP errors, transport errors) are counted by kind and get no label.
+it). The service logs every request under an id of its own and returns it (``request_id`` in the
+body, ``X-Service-Request-ID``); the label is recorded under that id, so it joins the prediction log
+(a service that predates its own ids keyed the log by the ``X-Request-ID`` it echoed, which is used
+then). Failed requests (HTTP errors, transport errors) are counted by kind and get no label.
+Simulated traffic is payments, not the system's own probes: it never sends the synthetic
+credential, so monitoring judges it like any client's; ``api_key`` is the scoring API key.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
 ]
 
 REQUEST_ID_HEADER = "X-Request-ID"
+SERVICE_REQUEST_ID_HEADER = "X-Service-Request-ID"
 API_KEY_HEADER = "X-API-Key"
 _MAX_ERROR_SAMPLES = 5
 
@@ -282,7 +286,8 @@ def simulate(
 
 
 def _service_request_id(response: httpx.Response) -> str | None:
-    """The id the service logged the request under: ``request_id`` in the body, else the header."""
+    """The id the service logged the request under: ``request_id`` in the body, else its header
+    (``X-Service-Request-ID``; from a service older than that, the ``X-Request-ID`` it keyed by)."""
     try:
         payload = response.json()
     except ValueError:
@@ -290,4 +295,4 @@ def _service_request_id(response: httpx.Response) -> str | None:
     value = payload.get("request_id") if isinstance(payload, dict) else None
     if isinstance(value, str) and value:
         return value
-    return response.headers.get(REQUEST_ID_HEADER) or None
+    return response.headers.get(SERVICE_REQUEST_ID_HEADER) or response.headers.get(REQUEST_ID_HEADER) or None

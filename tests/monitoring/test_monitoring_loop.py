@@ -21,7 +21,7 @@ from fraud_detection.names import MODEL_NAME, Artifact, Experiment, Step
 from fraud_detection.serving.config import load_deployment_config
 from fraud_detection.serving.prediction_log import (
     SYNTHETIC_REQUEST_PREFIX,
-    synthetic_request_id,
+    synthetic_headers,
 )
 from fraud_detection.simulation.traffic import LabelDelay, simulate
 from fraud_detection.training import registry
@@ -95,7 +95,7 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
             while not stop.is_set():
                 try:
                     response = http.post("/predict", json={"transaction": transaction},
-                                         headers={"X-Request-ID": synthetic_request_id("probe")})
+                                         headers=synthetic_headers("probe"))
                     if response.status_code != 200:
                         errors.append(f"{response.status_code}: {response.text[:200]}")
                 except httpx.HTTPError as error:
@@ -134,7 +134,8 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
     # The probe's requests were logged but kept out of the window monitoring judged.
     window = Client().get_pipeline_run(outcome["monitoring_run"]).steps[Step.READ_WINDOW].outputs[Artifact.CURRENT_WINDOW][0]
     assert window.run_metadata["synthetic_rows_in_log"] > 0
-    assert not window.load()["request_id"].str.startswith(SYNTHETIC_REQUEST_PREFIX).any()
+    judged = window.load()
+    assert not judged["synthetic"].any() and not judged["client_request_id"].str.startswith(SYNTHETIC_REQUEST_PREFIX).any()
     assert outcome["promotion"]["role"] == "champion", outcome["promotion"]
     new_version = f"v{outcome['promotion']['mlflow_version']}"
     assert outcome["deployment"]["model_version"] == new_version != served_before

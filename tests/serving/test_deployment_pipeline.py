@@ -12,7 +12,7 @@ from zenml.client import Client
 
 from fraud_detection.names import MODEL_NAME, Artifact, Experiment, Step
 from fraud_detection.serving.config import DeploymentConfig, load_deployment_config
-from fraud_detection.serving.prediction_log import read_window, synthetic_request_id
+from fraud_detection.serving.prediction_log import read_window, synthetic_headers
 from fraud_detection.serving.smoke import smoke_transactions
 from pipelines.deployment import deployment_pipeline
 from pipelines.loop import output
@@ -104,7 +104,7 @@ def test_redeploying_a_new_champion_loses_no_request_and_leaves_no_stray_server(
             while not stop.is_set():
                 try:
                     response = http.post("/predict", json={"transaction": fraud_like},
-                                         headers={"X-Request-ID": synthetic_request_id("probe")})
+                                         headers=synthetic_headers("probe"))
                     if response.status_code == 200:
                         versions.append(response.json()["model_version"])
                     else:

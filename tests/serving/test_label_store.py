@@ -98,6 +98,16 @@ def test_a_later_label_supersedes_once_it_is_known():
     assert labelled_window(scored, known, as_of=300.0)[schema.LABEL].tolist() == [1]
 
 
+def test_one_label_never_labels_several_predictions():
+    # Segments written before the service gave every request its own id keyed rows by the client's
+    # id, which a client could reuse: such a key is ambiguous, and its predictions stay unlabelled.
+    scored = predictions([("reused", 0), ("r2", 0), ("reused", 0), ("reused", 1)])
+    known = labels([("reused", 0, 1, 10.0), ("r2", 0, 0, 10.0), ("reused", 1, 0, 10.0)])
+    joined = labelled_window(scored, known, as_of=20.0)
+    assert joined[["request_id", "item", schema.LABEL]].values.tolist() == [["r2", 0, 0], ["reused", 1, 0]]
+    assert joined.attrs["ambiguous_predictions"] == 2
+
+
 def test_as_of_takes_datetimes_and_missing_columns_are_named():
     scored = predictions([("r1", 0)])
     known = labels([("r1", 0, 1, pd.Timestamp("2024-03-01T12:00:00Z").timestamp())])
