@@ -93,7 +93,7 @@ def stop_all(port_filter=None, lock_timeout: float = 600) -> int:
     deployer = cast(BentoMLModelDeployer, BentoMLModelDeployer.get_active_model_deployer())
     stopped = 0
     with gateway_control.deployment_lock(timeout=lock_timeout, holder="python run.py --stop-serving",
-                                         on_wait=logger.info):
+                                         on_wait=logger.warning):
         for service in _our_services(deployer):
             if port_filter is None or service.config.port in port_filter:
                 stop_service(deployer, service)
@@ -133,7 +133,7 @@ def deploy_bento(
     context = get_step_context()
     files = gateway_control.GatewayPaths.default()
     asked = time.time()
-    with gateway_control.deployment_lock(files, deployment.lock_timeout_seconds, on_wait=logger.info,
+    with gateway_control.deployment_lock(files, deployment.lock_timeout_seconds, on_wait=logger.warning,
                                          holder=f"deployment run {context.pipeline_run.name}"):
         _still_champion(champion_info)
         return _deploy(bento, champion_info, deployment, files, context, waited=time.time() - asked)
