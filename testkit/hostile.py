@@ -1,4 +1,4 @@
-"""A hostile client: about ninety requests that a careless or malicious client sends, over raw sockets.
+"""A hostile client: about a hundred requests that a careless or malicious client sends, over raw sockets.
 
 ``python -m testkit.hostile http://127.0.0.1:3000`` prints one line per case and exits 1 if any
 case fails; ``tests/serving/test_gateway.py`` runs every case against the gateway and against a
