@@ -566,6 +566,9 @@ class GatewayProtocol(H11Protocol):
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
             self._write_error(408, f"the request head did not arrive within {self.header_timeout:g} s")
 
+    def _unsupported_upgrade_warning(self) -> None:
+        """uvicorn logs two warnings per request that asks for an Upgrade; the gateway drops the header."""
+
     def send_400_response(self, msg: str) -> None:
         error = self.conn.last_error
         status = getattr(error, "error_status_hint", 400) if error is not None else 400
@@ -597,11 +600,38 @@ def _settings() -> GatewaySettings:
 # ---------------------------------------------------------------------------------------- supervisor
 
 
+class OncePerMinute(logging.Filter):
+    """uvicorn logs a line for every malformed request and every connection over the limit: a client
+    could fill the log. Keep the first of each kind per minute, saying how many were left out."""
+
+    PER_REQUEST = ("Invalid HTTP request received.", "Exceeded concurrency limit.")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[str, float] = {}
+        self.left_out: Counter[str] = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = record.msg if isinstance(record.msg, str) else ""
+        if key not in self.PER_REQUEST:
+            return True
+        now = time.monotonic()
+        if now - self.last.get(key, -60.0) < 60.0:
+            self.left_out[key] += 1
+            return False
+        self.last[key] = now
+        if self.left_out[key]:
+            record.msg = f"{key} ({self.left_out.pop(key)} more in the minute before)"
+        return True
+
+
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s gateway[%(process)d] %(levelname)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+    "filters": {"once_per_minute": {"()": "service.gateway.OncePerMinute"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr",
+                            "filters": ["once_per_minute"]}},
     "loggers": {
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn.error": {"level": "INFO"},
