@@ -58,6 +58,7 @@ import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,7 @@ class BackendFailed(Exception):
 class Proxy:
     """The ASGI app that forwards every request to the active backend named by the state file."""
 
-    def __init__(self, settings: GatewaySettings, request_id_or_none=None):
+    def __init__(self, settings: GatewaySettings, request_id_or_none: Callable[[str], str | None]):
         self.settings = settings
         self.state_path = Path(settings.state_path)
         self.active: str | None = None
@@ -201,7 +202,7 @@ class Proxy:
         self.started_at = time.time()
         self._state_key: tuple | None = None
         self._failing: set[str] = set()
-        self._request_id_or_none = request_id_or_none or (lambda value: value if 0 < len(value) <= 128 else None)
+        self._request_id_or_none = request_id_or_none  # the service's rule for a client's X-Request-ID
         self._timeout = httpx.Timeout(settings.backend_timeout_seconds, connect=settings.connect_timeout_seconds)
         self.reload()
 

@@ -181,8 +181,8 @@ def _deploy(bento: bentoml.Bento, champion_info: dict[str, Any], config: Deploym
         )
     # ZenML can report success for a server that never started: believe only the server itself.
     try:
-        wait_ready(backend, config.start_timeout_seconds - (time.monotonic() - started),
-                   process_alive=lambda: service.status.pid is not None)
+        left = config.start_timeout_seconds - (time.monotonic() - started)  # ZenML's start may have used it all
+        wait_ready(backend, max(left, 5.0), process_alive=lambda: service.status.pid is not None)
         direct = smoke_test(backend, expected_version, api_key)
     except SmokeTestError as error:
         log_tail = ""
@@ -190,7 +190,9 @@ def _deploy(bento: bentoml.Bento, champion_info: dict[str, Any], config: Deploym
             with open(service.status.log_file, errors="replace") as handle:
                 log_tail = "".join(handle.readlines()[-30:])
         stop_service(deployer, service)
-        raise RuntimeError(f"the new service on {backend} failed its smoke test: {error}\n{log_tail}") from None
+        raise RuntimeError(f"the new service on {backend} failed its smoke test {time.monotonic() - started:.0f} s "
+                           f"after it was started (start_timeout_seconds {config.start_timeout_seconds:g}): {error}"
+                           f"\n{log_tail}") from None
     logger.info("model %s answers on %s (%.1f s to ready)", expected_version, backend, time.monotonic() - started)
 
     try:

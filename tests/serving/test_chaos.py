@@ -270,7 +270,7 @@ def deployment_file(tmp_path_factory):
     assert decision["role"] == "champion"
     path = tmp_path_factory.mktemp("deploy") / "deployment.yaml"
     path.write_text(yaml.safe_dump({"deployment": {
-        "port": free_port(), "backend_ports": [free_port(), free_port()], "start_timeout_seconds": 240}}))
+        "port": free_port(), "backend_ports": [free_port(), free_port()], "start_timeout_seconds": 600}}))
     before = {p.pid for p in _servers()}
     yield path
     stop_all()
