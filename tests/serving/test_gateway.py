@@ -169,9 +169,9 @@ def test_the_hostile_client_cli_prints_a_table_and_fails_on_any_failure(gateway,
         return subprocess.run([sys.executable, "-m", "testkit.hostile", url, "--config", str(config_file),
                                "--only", *only], capture_output=True, text=True, timeout=120)
 
-    passing = cli(gateway.url, "framing")
+    passing = cli(gateway.url, "methods")
     assert passing.returncode == 0, passing.stdout + passing.stderr
-    assert "content_length_negative" in passing.stdout and "cases passed" in passing.stdout
+    assert "method_trace" in passing.stdout and "cases passed" in passing.stdout
     failing = cli(blue.url, "request_line_http09")  # a bare backend answers HTTP/0.9 with a 200
     assert failing.returncode == 1 and "FAIL" in failing.stdout and "expected 400, got 200" in failing.stdout
 
