@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -31,11 +32,16 @@ from testkit.ports import free_port
 
 
 def _bento_workers() -> list[psutil.Process]:
+    """Model servers and gateways of this test session (by its state directory: the machine may run others')."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
         if "_bentoml_impl.worker.service fraud_service:" in cmdline or "service.gateway" in cmdline:
-            found.append(process)
+            try:
+                if process.environ().get("FRAUD_STATE_DIR") == os.environ["FRAUD_STATE_DIR"]:
+                    found.append(process)
+            except psutil.Error:
+                continue
     return found
 
 
