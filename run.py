@@ -4,6 +4,7 @@
     python run.py --training           # one pipeline (also --deployment, --monitoring, ...)
     python run.py --generate-data --rows 284807 --seed 7 --out data/raw/creditcard.csv
     python run.py --validate-data data/raw/creditcard.csv
+    python run.py --labels chargebacks.csv  # true labels of scored transactions into the label store
     python run.py --stack local        # register (idempotent) and activate a stack from stacks/
 
 ZenML is imported only by the actions that run pipelines or touch stacks, so the data tools
@@ -212,6 +213,21 @@ def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength:
         sys.exit(1)
 
 
+def _import_labels(path: Path) -> None:
+    """Record a chargeback / case-decision file in the label store (validated whole first)."""
+    from fraud_detection.data.validation import DataValidationError
+    from fraud_detection.serving.label_import import import_label_file
+
+    try:
+        summary = import_label_file(path)
+    except DataValidationError as error:
+        click.echo(f"invalid: {error}", err=True)
+        click.echo("nothing was written", err=True)
+        sys.exit(1)
+    for line in summary.lines():
+        click.echo(line)
+
+
 def _rollback() -> None:
     from fraud_detection.names import Experiment
     from pipelines.rollback import RollbackError, rollback_champion
@@ -280,6 +296,10 @@ def _activate_stack(name: str) -> None:
     help="Check a creditcard.csv: print rows, frauds, time span and fingerprint, or the first problem (exit 1).",
 )
 @click.option(
+    "--labels", "labels_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.csv",
+    help="Import true labels (transaction_id, Class[, label_time, source]) into the label store; see docs/console.md.",
+)
+@click.option(
     "--stack", "stack_name", type=click.Choice(["local", "kubernetes"]),
     help="Register that stack from stacks/ (idempotent) and make it active.",
 )
@@ -294,6 +314,7 @@ def _activate_stack(name: str) -> None:
 def main(
     action: str | None,
     validate_path: Path | None,
+    labels_path: Path | None,
     stack_name: str | None,
     config_path: Path | None,
     data_path: Path | None,
@@ -310,10 +331,13 @@ def main(
     With no action flag, runs the main job: training, then deployment, then monitoring of a
     freshly simulated batch, on the active ZenML stack with the embedded synthetic data.
     """
-    chosen = [name for name, given in (("action", action), ("--validate-data", validate_path), ("--stack", stack_name)) if given]
+    chosen = [name for name, given in (("action", action), ("--validate-data", validate_path), ("--labels", labels_path),
+                                       ("--stack", stack_name)) if given]
     if len(chosen) > 1:
-        raise click.UsageError("give one action at a time (a pipeline flag, --generate-data, --validate-data or --stack)")
-    if stack_name:
+        raise click.UsageError("give one action at a time (a pipeline flag, --generate-data, --validate-data, --labels or --stack)")
+    if labels_path:
+        _import_labels(labels_path)
+    elif stack_name:
         _activate_stack(stack_name)
     elif validate_path:
         _validate_data(validate_path)
