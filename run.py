@@ -190,24 +190,29 @@ def _monitoring(monitoring, training, deployment) -> dict:
 
 
 def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength: float | None, monitoring,
-              deployment) -> None:
-    """Send generated transactions of a scenario to the live service; their labels arrive later."""
+              deployment, labels_out: Path | None = None) -> None:
+    """Send generated transactions of a scenario to the live service; their labels arrive later
+    (in the label store, or with ``labels_out`` as a chargeback file for ``--labels``)."""
     from fraud_detection.simulation.traffic import print_progress, simulate
 
     settings = monitoring.simulate
-    result = simulate(
-        settings.url or deployment.deployment.url,
-        scenario=scenario,
-        rows=rows,
-        rate=rate,
-        seed=seed,
-        strength=strength,
-        day=settings.day,
-        batch_size=settings.batch_size,
-        label_delay=settings.label_delay,
-        api_key=os.environ.get("FRAUD_API_KEY") or None,
-        progress=print_progress,
-    )
+    try:
+        result = simulate(
+            settings.url or deployment.deployment.url,
+            scenario=scenario,
+            rows=rows,
+            rate=rate,
+            seed=seed,
+            strength=strength,
+            day=settings.day,
+            batch_size=settings.batch_size,
+            label_delay=settings.label_delay,
+            api_key=os.environ.get("FRAUD_API_KEY") or None,
+            progress=print_progress,
+            labels_out=labels_out,
+        )
+    except ValueError as error:  # e.g. --labels-out with labels that arrive later
+        raise click.UsageError(str(error)) from None
     click.echo(result.summary())
     if result.errors:
         sys.exit(1)
@@ -311,6 +316,8 @@ def _activate_stack(name: str) -> None:
 @click.option("--scenario", default="none", show_default=True, help="Drift scenario for --generate-data and --simulate (see fraud_detection/simulation/synthetic.py).")
 @click.option("--strength", type=float, default=None, help="Scenario strength for --generate-data and --simulate (default: the scenario's own).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="Output file for --generate-data.")
+@click.option("--labels-out", "labels_out", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.csv",
+              help="With --simulate: write the true labels as a chargeback file (for --labels) instead of the label store.")
 def main(
     action: str | None,
     validate_path: Path | None,
@@ -325,6 +332,7 @@ def main(
     scenario: str,
     strength: float | None,
     out_path: Path | None,
+    labels_out: Path | None,
 ) -> None:
     """Credit-card fraud detection: ZenML pipelines on a pluggable stack.
 
@@ -371,7 +379,8 @@ def main(
 
         if scenario not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}", param_hint="--scenario")
-        _simulate(scenario, rows or 5000, rate, seed, strength, _monitoring_config(config_path), _deployment_config())
+        _simulate(scenario, rows or 5000, rate, seed, strength, _monitoring_config(config_path), _deployment_config(),
+                  labels_out)
     else:  # pragma: no cover - click only passes the flag values above
         raise click.UsageError(f"unknown action {action!r}")
 
