@@ -12,6 +12,8 @@ export ZENML_ANALYTICS_OPT_IN ?= false
 export ZENML_AUTO_OPEN_DASHBOARD ?= false
 export BENTOML_DO_NOT_TRACK ?= true
 MLFLOW_DIR := $(CURDIR)/state/mlflow
+# The console's browser tests drive Debian's chromium (Playwright cannot download a browser here).
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: help install run test bench lock dashboard dashboard-stop mlflow-ui stack-local eda clean-state
 
@@ -31,8 +33,14 @@ install: $(STAMP) ## Create .venv (if missing) and install the pinned environmen
 run: $(STAMP) ## Install, then run the main job on the embedded default data
 	$(PY) run.py
 
-test: $(STAMP) ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
-	$(PY) -m pytest
+test: $(STAMP) $(CHROMIUM) ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
+	FRAUD_CHROMIUM=$(CHROMIUM) $(PY) -m pytest
+
+$(CHROMIUM): # Debian's chromium for the console's browser tests, installed only when missing
+	@echo "installing chromium from Debian's packages (the console's browser tests use it) ..."
+	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null
+	@test -x $(CHROMIUM) || { echo "chromium is not at $(CHROMIUM) after installing it; set CHROMIUM=..." >&2; exit 1; }
 
 bench: $(STAMP) ## Run every benchmark in bench/ (figures in bench/results/*.json)
 	@set -e; for script in bench/*.py; do name=$$(basename $$script .py); \

@@ -151,14 +151,18 @@ def _label_time(value: Any, now: float) -> float:
         try:
             seconds = float(text)
         except ValueError:
-            try:
-                stamp = pd.Timestamp(text)
-            except (ValueError, TypeError):
-                raise ValueError(f"{text!r} is not a time: give {_TIME_RULE}") from None
-            if pd.isna(stamp):
-                raise ValueError(f"{text!r} is not a time: give {_TIME_RULE}")
-            seconds = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).timestamp()
+            seconds = _iso_seconds(text)
     return _check_time(seconds, now)
+
+
+def _iso_seconds(text: str) -> float:
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        stamp = pd.NaT
+    if pd.isna(stamp):
+        raise ValueError(f"{text!r} is not a time: give {_TIME_RULE}")
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).timestamp()
 
 
 def _check_time(seconds: float, now: float) -> float:
@@ -433,7 +437,7 @@ class PredictionIndex:
         logged = read_window(self.directory, since=since)
         if len(logged):
             keyed = tid.with_transaction_ids(logged)
-            self._versions.update(zip(keyed[TRANSACTION_ID].tolist(), keyed[MODEL_VERSION].astype(str).tolist()))
+            self._versions.update(zip(keyed[TRANSACTION_ID].tolist(), keyed[MODEL_VERSION].astype(str).tolist(), strict=False))
         self._read_at = started
         return self._versions
 

@@ -213,7 +213,7 @@ def simulate(
     endpoint = url.rstrip("/") + ("/predict_batch" if batch_size else "/predict")
 
     def body(start: int, stop: int) -> bytes:
-        records = [dict(zip(TRANSACTION_FIELDS, row)) for row in values[start:stop]]
+        records = [dict(zip(TRANSACTION_FIELDS, row, strict=False)) for row in values[start:stop]]
         if send_transaction_ids:
             for record, transaction in zip(records, ids[start:stop], strict=True):
                 record[TRANSACTION_ID] = transaction

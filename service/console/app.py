@@ -46,7 +46,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from fraud_detection.data.schema import AMOUNT, LABEL, TRANSACTION_FIELDS
+from fraud_detection.data.schema import TRANSACTION_FIELDS
 from fraud_detection.names import MODEL_NAME
 from fraud_detection.serving import label_store as ls
 from fraud_detection.serving import prediction_log

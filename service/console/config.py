@@ -111,7 +111,9 @@ class ConsoleConfig(Section):
         return Path(self.state) if self.state else paths.state_dir() / "console"
 
     def model_card_path(self) -> Path:
-        return Path(self.model_card) if self.model_card else paths.state_dir() / "serving" / "model_card.json"
+        from service.console.model_card import default_path
+
+        return Path(self.model_card) if self.model_card else default_path()
 
     def monitoring_reports(self) -> Path:
         return paths.reports_dir() / "monitoring"

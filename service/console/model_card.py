@@ -16,7 +16,8 @@ writes), and the console reads that file:
 
 :func:`version_record` turns one ZenML model version's stage and run metadata (as
 ``steps/training/promote.py`` and ``steps/champion.py`` write them) into a :class:`CardVersion`;
-:func:`write_card` writes atomically, :func:`read_card` validates.
+:func:`write_card` writes atomically, :func:`read_card` validates. The ZenML side is the
+deployment pipeline's step ``steps/serving/export_model_card.py``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fraud_detection import paths
+
 CHAMPION, CHALLENGER, FORMER_CHAMPION, ROLLED_BACK, NOT_PROMOTED = (
     "champion", "challenger", "former champion", "rolled back", "not promoted")
+
+
+def default_path() -> Path:
+    """Where the deployment writes the card and the console reads it: ``<state>/serving/model_card.json``."""
+    return paths.state_dir() / "serving" / "model_card.json"
 
 
 class CardVersion(BaseModel):

@@ -79,10 +79,10 @@ def _model_card(root: Path, quick, later: pd.DataFrame, version: str) -> Path:
             "metrics": {"average_precision": report.average_precision}, "data_fingerprint": "sha256:" + "ab" * 32,
             "promoted_at": "2026-03-02T10:05:00+00:00",
             "promotion_reasons": ["passes the gates",
-                                  f"AP {report.average_precision:.3f} beats the champion's 0.740 by more than 0.01"]}),
+                                  f"AP {report.average_precision:.3f} beats the champion's 0.402 by more than 0.01"]}),
         version_record("1", "archived", "2026-03-01T09:00:00+00:00", {
             "mlflow_version": "1", "family": "logistic_regression", "threshold": 0.4,
-            "metrics": {"average_precision": 0.74}, "data_fingerprint": "sha256:" + "cd" * 32,
+            "metrics": {"average_precision": 0.402}, "data_fingerprint": "sha256:" + "cd" * 32,
             "promoted_at": "2026-03-01T09:05:00+00:00", "promotion_reasons": ["the first model: passes the gates"]}),
     ]
     return write_card(build_card("fraud_detector", version, versions, report.to_dict()), root / "model_card.json")

@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 
 from fraud_detection.data import schema
-from fraud_detection.serving import label_store as ls
 from fraud_detection.serving.label_store import LabelStore, read_labels
 from fraud_detection.serving.prediction_log import PredictionLog, synthetic_request_id
 from fraud_detection.simulation import synthetic
 from service.console import monitoring, review
 from service.console.auth import Accounts, SignInRefused, ensure_first_admin, hash_password
-from service.console.config import ConsoleConfig, ConfiguredUser
+from service.console.config import ConfiguredUser, ConsoleConfig
 from service.console.model_card import ModelCardError, read_card, version_record
 from service.console.scoring import InputProblem, parse_pasted
 from service.console.state import ConsoleState
@@ -290,4 +289,3 @@ def test_rates_over_time_count_alerts_and_labelled_frauds(world):
     assert rates["transactions"].sum() == 400 and rates["alerts"].sum() == int(scored["is_fraud"].sum())
     assert rates["labelled"].sum() == 10 and rates["frauds"].sum() == 4
     assert rates["alert_rate"].between(0, 1).all()
-    assert ls.SOURCE_CONSOLE == "console"

@@ -66,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(422, {"error": "transaction: unknown field(s) 'transaction_id'"})
         answers = [{"fraud_probability": 0.1, "is_fraud": False} for _ in rows]
         if server.transaction_ids:
-            for i, (row, answer) in enumerate(zip(rows, answers)):
+            for i, (row, answer) in enumerate(zip(rows, answers, strict=False)):
                 answer["transaction_id"] = row.get("transaction_id") or f"assigned-{number}-{i}"
         if self.path == "/predict":
             payload = {**answers[0], "request_id": request_id, "model_version": "v-standin"}
@@ -139,7 +139,7 @@ def test_batches_go_to_predict_batch_and_labels_keep_the_generators_delays(serve
 
     labels = read_labels(tmp_path).sort_values("recorded_at", kind="stable", ignore_index=True)
     ids = [r["headers"]["X-Request-ID"] for r in server.requests]
-    assert labels["transaction_id"].tolist() == [f"{rid}:{i}" for rid, n in zip(ids, [16, 16, 16, 2]) for i in range(n)]
+    assert labels["transaction_id"].tolist() == [f"{rid}:{i}" for rid, n in zip(ids, [16, 16, 16, 2], strict=False) for i in range(n)]
     assert labels[schema.LABEL].tolist() == batch.frame[schema.LABEL].tolist()
     expected = (batch.label_available_at - batch.frame[schema.TIME].to_numpy()) * scale
     # label_time = acknowledgement + scaled delay; recorded_at is taken right after the acknowledgement.
