@@ -70,6 +70,8 @@ CSRF_FIELD = "csrf_token"
 MAX_BODY_BYTES = 64 * 1024
 MAX_NOTE_CHARS = 500
 RECENT_TRANSACTIONS = 20
+# How far back the prediction log goes (its retention): reconciliation and item pages look that far.
+RETENTION_DAYS = float(prediction_log.DEFAULT_SETTINGS.retention_max_age_days or 35)
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 # Evidently's report is one self-contained page of inline scripts: it runs sandboxed (an opaque
@@ -149,7 +151,6 @@ class Console:
         self.prediction_log = Path(config.prediction_log) if config.prediction_log else None
         self.label_dir = Path(config.label_store) if config.label_store else ls.default_directory()
         self._labels: ls.LabelStore | None = None
-        self._banner: tuple[int, monitoring.MonitoringDecision | None] | None = None
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(fmt_time=fmt_time, fmt_money=fmt_money, fmt_prob=fmt_prob, roles=ROLES)
         self.first_admin = ensure_first_admin(config, self.state)
@@ -165,15 +166,8 @@ class Console:
             self._labels.close()
 
     def banner(self) -> monitoring.MonitoringDecision | None:
-        """The latest monitoring decision if it needs attention (cached until the reports change)."""
-        reports = self.config.monitoring_reports()
-        try:
-            stamp = reports.stat().st_mtime_ns
-        except FileNotFoundError:
-            return None
-        if self._banner is None or self._banner[0] != stamp:
-            self._banner = (stamp, monitoring.latest_attention(reports))
-        return self._banner[1]
+        """The latest monitoring decision if it needs attention (read each time: a few file stats)."""
+        return monitoring.latest_attention(self.config.monitoring_reports())
 
     def scored(self, days: float | None = None) -> pd.DataFrame:
         since = time.time() - (days or self.config.queue.days) * review.DAY_SECONDS
@@ -491,14 +485,15 @@ async def queue_next(request: Request, user: User) -> Response:
 
 
 def _item(console: Console, transaction: str) -> pd.Series:
+    """The scored transaction: looked for in the queue's days, then in the whole log (reconciliation links)."""
     if not tid.is_valid(transaction):
         raise HTTPException(404, "no such transaction")
-    scored = console.scored()
-    match = scored.loc[scored[tid.TRANSACTION_ID] == transaction]
-    if match.empty:
-        raise HTTPException(404, f"{transaction} is not among the transactions scored in the last "
-                                 f"{console.config.queue.days} days")
-    return match.iloc[0]
+    for days in (console.config.queue.days, RETENTION_DAYS):
+        scored = console.scored(days=days)
+        match = scored.loc[scored[tid.TRANSACTION_ID] == transaction]
+        if len(match):
+            return match.iloc[0]
+    raise HTTPException(404, f"{transaction} is not among the transactions scored in the last {RETENTION_DAYS:g} days")
 
 
 @page()
@@ -564,9 +559,8 @@ async def release(request: Request, user: User) -> Response:
 @page()
 async def reconciliation_page(request: Request, user: User) -> Response:
     console = console_of(request)
-    days = prediction_log.DEFAULT_SETTINGS.retention_max_age_days or 35
-    result = review.reconcile(console.scored(days=days), console.history())
-    return render(request, "reconciliation.html", result=result, days=days)
+    result = review.reconcile(console.scored(days=RETENTION_DAYS), console.history())
+    return render(request, "reconciliation.html", result=result, days=RETENTION_DAYS)
 
 
 @page()
