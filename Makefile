@@ -14,6 +14,8 @@ export BENTOML_DO_NOT_TRACK ?= true
 MLFLOW_DIR := $(CURDIR)/state/mlflow
 # The service image (container/): podman builds and runs it (with runc), debootstrap makes its base.
 CONTAINER_TOOLS := podman runc debootstrap
+# The console's browser tests drive Debian's chromium (Playwright cannot download a browser here).
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: help install run test bench lock dashboard dashboard-stop mlflow-ui stack-local eda clean-state image container-tools
 
@@ -33,11 +35,17 @@ install: $(STAMP) ## Create .venv (if missing) and install the pinned environmen
 run: $(STAMP) ## Install, then run the main job on the embedded default data
 	$(PY) run.py
 
-test: $(STAMP) container-tools ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
-	$(PY) -m pytest
+test: $(STAMP) container-tools $(CHROMIUM) ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
+	FRAUD_CHROMIUM=$(CHROMIUM) $(PY) -m pytest
 # Without root, make test and make bench go on without the container tools (tests/serving/test_image.py
 # and bench/image.py skip; the test fails on CI).
 test bench: CONTAINER_TOOLS_OPTIONAL := 1
+
+$(CHROMIUM): # Debian's chromium for the console's browser tests, installed only when missing
+	@echo "installing chromium from Debian's packages (the console's browser tests use it) ..."
+	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null
+	@test -x $(CHROMIUM) || { echo "chromium is not at $(CHROMIUM) after installing it; set CHROMIUM=..." >&2; exit 1; }
 
 image: $(STAMP) container-tools ## Build the service's OCI image with podman (BENTO=name:version, else the deployed champion)
 	$(PY) container/image.py $(if $(BENTO),--bento $(BENTO))

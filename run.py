@@ -4,6 +4,7 @@
     python run.py --training           # one pipeline (also --deployment, --monitoring, ...)
     python run.py --generate-data --rows 284807 --seed 7 --out data/raw/creditcard.csv
     python run.py --validate-data data/raw/creditcard.csv
+    python run.py --labels chargebacks.csv  # true labels of scored transactions into the label store
     python run.py --stack local        # register (idempotent) and activate a stack from stacks/
 
 ZenML is imported only by the actions that run pipelines or touch stacks, so the data tools
@@ -191,27 +192,47 @@ def _monitoring(monitoring, training, deployment) -> dict:
 
 
 def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength: float | None, monitoring,
-              deployment) -> None:
-    """Send generated transactions of a scenario to the live service; their labels arrive later."""
+              deployment, labels_out: Path | None = None) -> None:
+    """Send generated transactions of a scenario to the live service; their labels arrive later
+    (in the label store, or with ``labels_out`` as a chargeback file for ``--labels``)."""
     from fraud_detection.simulation.traffic import print_progress, simulate
 
     settings = monitoring.simulate
-    result = simulate(
-        settings.url or deployment.deployment.url,
-        scenario=scenario,
-        rows=rows,
-        rate=rate,
-        seed=seed,
-        strength=strength,
-        day=settings.day,
-        batch_size=settings.batch_size,
-        label_delay=settings.label_delay,
-        api_key=os.environ.get("FRAUD_API_KEY") or None,
-        progress=print_progress,
-    )
+    try:
+        result = simulate(
+            settings.url or deployment.deployment.url,
+            scenario=scenario,
+            rows=rows,
+            rate=rate,
+            seed=seed,
+            strength=strength,
+            day=settings.day,
+            batch_size=settings.batch_size,
+            label_delay=settings.label_delay,
+            api_key=os.environ.get("FRAUD_API_KEY") or None,
+            progress=print_progress,
+            labels_out=labels_out,
+        )
+    except ValueError as error:  # e.g. --labels-out with labels that arrive later
+        raise click.UsageError(str(error)) from None
     click.echo(result.summary())
     if result.errors:
         sys.exit(1)
+
+
+def _import_labels(path: Path) -> None:
+    """Record a chargeback / case-decision file in the label store (validated whole first)."""
+    from fraud_detection.data.validation import DataValidationError
+    from fraud_detection.serving.label_import import import_label_file
+
+    try:
+        summary = import_label_file(path)
+    except DataValidationError as error:
+        click.echo(f"invalid: {error}", err=True)
+        click.echo("nothing was written", err=True)
+        sys.exit(1)
+    for line in summary.lines():
+        click.echo(line)
 
 
 def _rollback() -> None:
@@ -282,6 +303,10 @@ def _activate_stack(name: str) -> None:
     help="Check a creditcard.csv: print rows, frauds, time span and fingerprint, or the first problem (exit 1).",
 )
 @click.option(
+    "--labels", "labels_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.csv",
+    help="Import true labels (transaction_id, Class[, label_time, source]) into the label store; see docs/console.md.",
+)
+@click.option(
     "--stack", "stack_name", type=click.Choice(["local", "kubernetes"]),
     help="Register that stack from stacks/ (idempotent) and make it active.",
 )
@@ -293,9 +318,12 @@ def _activate_stack(name: str) -> None:
 @click.option("--scenario", default="none", show_default=True, help="Drift scenario for --generate-data and --simulate (see fraud_detection/simulation/synthetic.py).")
 @click.option("--strength", type=float, default=None, help="Scenario strength for --generate-data and --simulate (default: the scenario's own).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="Output file for --generate-data.")
+@click.option("--labels-out", "labels_out", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.csv",
+              help="With --simulate: write the true labels as a chargeback file (for --labels) instead of the label store.")
 def main(
     action: str | None,
     validate_path: Path | None,
+    labels_path: Path | None,
     stack_name: str | None,
     config_path: Path | None,
     data_path: Path | None,
@@ -306,16 +334,20 @@ def main(
     scenario: str,
     strength: float | None,
     out_path: Path | None,
+    labels_out: Path | None,
 ) -> None:
     """Credit-card fraud detection: ZenML pipelines on a pluggable stack.
 
     With no action flag, runs the main job: training, then deployment, then monitoring of a
     freshly simulated batch, on the active ZenML stack with the embedded synthetic data.
     """
-    chosen = [name for name, given in (("action", action), ("--validate-data", validate_path), ("--stack", stack_name)) if given]
+    chosen = [name for name, given in (("action", action), ("--validate-data", validate_path), ("--labels", labels_path),
+                                       ("--stack", stack_name)) if given]
     if len(chosen) > 1:
-        raise click.UsageError("give one action at a time (a pipeline flag, --generate-data, --validate-data or --stack)")
-    if stack_name:
+        raise click.UsageError("give one action at a time (a pipeline flag, --generate-data, --validate-data, --labels or --stack)")
+    if labels_path:
+        _import_labels(labels_path)
+    elif stack_name:
         _activate_stack(stack_name)
     elif validate_path:
         _validate_data(validate_path)
@@ -349,7 +381,8 @@ def main(
 
         if scenario not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}", param_hint="--scenario")
-        _simulate(scenario, rows or 5000, rate, seed, strength, _monitoring_config(config_path), _deployment_config())
+        _simulate(scenario, rows or 5000, rate, seed, strength, _monitoring_config(config_path), _deployment_config(),
+                  labels_out)
     else:  # pragma: no cover - click only passes the flag values above
         raise click.UsageError(f"unknown action {action!r}")
 

@@ -1,4 +1,4 @@
-"""Deployment: the champion -> a Bento of the service -> a live service behind :3000 -> smoke test."""
+"""Deployment: the champion -> a Bento of the service -> a live service behind :3000 -> smoke test -> the model card."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fraud_detection.names import MODEL_NAME
 from fraud_detection.serving.config import DeploymentConfig
 from steps.serving.build_bento import build_bento
 from steps.serving.deploy import deploy_bento
+from steps.serving.export_model_card import export_model_card
 from steps.serving.load_champion import load_champion
 
 
@@ -19,4 +20,5 @@ def deployment_pipeline(deployment: DeploymentConfig) -> None:
     """``deployment``: the ``deployment:`` section of configs/deployment.yaml."""
     scorer, info = load_champion()
     bento = build_bento(scorer, info)
-    deploy_bento(bento, info, deployment=deployment)
+    record = deploy_bento(bento, info, deployment=deployment)
+    export_model_card(record)  # what the console's Model page shows (service/console/model_card.py)
