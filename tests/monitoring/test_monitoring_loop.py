@@ -148,9 +148,11 @@ def test_a_retraining_that_fails_leaves_the_champion_serving(loop):
     served = httpx.get(f"{url}/model").json()["model_version"]
     before = champion.current()
     monitoring = loop["monitoring"]
-    # Every feature counts as drifted, so the policy asks for a retraining ...
-    monitoring = monitoring.model_copy(update={"drift": monitoring.drift.model_copy(
-        update={"feature_thresholds": {}, "default_feature_threshold": 1e-9})})
+    # Feature drift retrains here, at thresholds any window crosses, so the policy asks for a retraining ...
+    monitoring = monitoring.model_copy(update={
+        "drift": monitoring.drift.model_copy(update={"feature_alpha": 0.99}),
+        "policy": monitoring.policy.model_copy(update={"retrain_on_feature_drift": True}),
+    })
     # ... and the retraining breaks: the model library refuses the fixed parameters.
     training = loop["training"]
     families = {name: family.model_copy(update={"fixed": {**family.fixed, "objective": "no_such_objective"}})
