@@ -137,6 +137,18 @@ def _training(config, no_cache: bool) -> dict:
     return decision
 
 
+def _require_champion() -> None:
+    """Stop with the reason (exit 1) when no model is champion: the deployment and monitoring
+    pipelines start from the champion, and ZenML would only say ``KeyError`` deep in a traceback."""
+    from steps.champion import NoChampionError, current
+
+    try:
+        current()
+    except NoChampionError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
 def _deployment(config) -> dict:
     """Deploy the champion behind the gateway; returns the deployment record."""
     from fraud_detection.names import Artifact, Experiment, Step
@@ -144,6 +156,7 @@ def _deployment(config) -> dict:
     from pipelines.loop import output
 
     _prepare_stack(Experiment.TRAINING)
+    _require_champion()
     record = output(deployment_pipeline(deployment=config.deployment), Step.DEPLOY, Artifact.DEPLOYMENT_RECORD)
     click.echo(
         f"\nServing model {record['model_version']} on {record['url']} "
@@ -188,6 +201,7 @@ def _monitoring(monitoring, training, deployment) -> dict:
     from pipelines.loop import monitor_and_retrain
 
     _prepare_stack(Experiment.MONITORING, Experiment.RETRAINING)
+    _require_champion()
     return monitor_and_retrain(monitoring, training, deployment.deployment, click.echo)
 
 

@@ -129,14 +129,36 @@ def current_or_none() -> Champion | None:
     return Champion(version)
 
 
+def why_no_champion() -> str:
+    """Why nothing is in production: no model trained yet, or why the last trained one was not promoted."""
+    try:
+        last = Client().get_model_version(MODEL_NAME)  # the latest version
+    except KeyError:
+        return (
+            f"there is no champion: no model {MODEL_NAME} has been trained yet on this stack. "
+            "Train one first: python run.py --training"
+        )
+    meta = last.run_metadata
+    reasons = [str(r) for r in (meta.get("reasons") or [])]
+    failed = [r for r in reasons if r.startswith("gate ")] or reasons
+    mlflow = f", MLflow version {meta['mlflow_version']}" if meta.get("mlflow_version") is not None else ""
+    if failed:
+        why = "it was not promoted: " + "; ".join(failed)
+    else:
+        why = "its training run did not reach the promotion step"
+    return (
+        f"there is no champion: no version of the ZenML model {MODEL_NAME} is in production. The last "
+        f"trained model (version {last.number}{mlflow}, {last.created:%Y-%m-%d %H:%M} UTC) is not champion "
+        f"because {why}. Train a model that passes promotion.gates (configs/training.yaml, or --config): "
+        "python run.py --training"
+    )
+
+
 def current() -> Champion:
-    """The champion; :class:`NoChampionError` saying what to do when there is none."""
+    """The champion; :class:`NoChampionError` saying why there is none and what to do."""
     champion = current_or_none()
     if champion is None:
-        raise NoChampionError(
-            f"no version of the ZenML model {MODEL_NAME} is in production: train one that passes the "
-            "promotion gates first (python run.py --training)"
-        )
+        raise NoChampionError(why_no_champion())
     return champion
 
 
