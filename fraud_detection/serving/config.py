@@ -3,7 +3,8 @@
 * ``service:`` -- the BentoML service's limits, read by the service itself at start-up (from the
   file the Bento packs, or ``FRAUD_DEPLOYMENT_CONFIG``);
 * ``deployment:`` -- where the deployment pipeline runs the service locally (gateway and backends);
-* ``prediction_log:`` -- where the service logs what it scores (:mod:`fraud_detection.serving.prediction_log`).
+* ``prediction_log:`` -- where the service logs what it scores (:mod:`fraud_detection.serving.prediction_log`):
+  ``location`` is a directory or an object-storage URL (:class:`fraud_detection.serving.append_log.LogSettings`).
 """
 
 from __future__ import annotations
