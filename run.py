@@ -282,7 +282,7 @@ def _activate_stack(name: str) -> None:
     help="Check a creditcard.csv: print rows, frauds, time span and fingerprint, or the first problem (exit 1).",
 )
 @click.option(
-    "--stack", "stack_name", type=click.Choice(["local", "kubernetes"]),
+    "--stack", "stack_name", type=click.Choice(["local", "staging", "kubernetes"]),
     help="Register that stack from stacks/ (idempotent) and make it active.",
 )
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Use this YAML instead of the pipeline's configs/<pipeline>.yaml.")
