@@ -485,7 +485,11 @@ class AppendLog:
             self._ship_final.set()  # the periodic shipper stops after its current pass
             final = threading.Thread(target=self._ship_logged, args=("at close",), name="append-log-final-ship",
                                      daemon=True)
-            final.start()
+            try:
+                final.start()
+            except RuntimeError:  # no new threads at interpreter shutdown: ship here, unbounded
+                self._ship_logged("at close")
+                return
             final.join(self.settings.close_timeout_seconds)
             if final.is_alive():
                 log.error(
