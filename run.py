@@ -321,7 +321,7 @@ def _activate_stack(name: str) -> None:
     help="Import true labels (transaction_id, Class[, label_time, source]) into the label store; see docs/console.md.",
 )
 @click.option(
-    "--stack", "stack_name", type=click.Choice(["local", "kubernetes"]),
+    "--stack", "stack_name", type=click.Choice(["local", "staging", "kubernetes"]),
     help="Register that stack from stacks/ (idempotent) and make it active.",
 )
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Use this YAML instead of the pipeline's configs/<pipeline>.yaml.")

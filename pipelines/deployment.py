@@ -7,6 +7,7 @@ from zenml.enums import ModelStages
 
 from fraud_detection.names import MODEL_NAME
 from fraud_detection.serving.config import DeploymentConfig
+from pipelines.image import PIPELINE_SETTINGS
 from steps.serving.build_bento import build_bento
 from steps.serving.deploy import deploy_bento
 from steps.serving.export_model_card import export_model_card
@@ -15,7 +16,7 @@ from steps.serving.load_champion import load_champion
 
 # The pipeline's model is the version in production: the champion record (steps/champion.py); the
 # deployed version is recorded on it.
-@pipeline(enable_cache=False, model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION))
+@pipeline(enable_cache=False, model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION), settings=PIPELINE_SETTINGS)
 def deployment_pipeline(deployment: DeploymentConfig) -> None:
     """``deployment``: the ``deployment:`` section of configs/deployment.yaml."""
     scorer, info = load_champion()

@@ -5,7 +5,8 @@
 * ``deployment:`` -- where the deployment pipeline runs the service locally (gateway and backends);
 * ``gateway:`` -- the front door's timeouts and limits (``service/gateway.py``; its body limit is
   ``service.max_body_bytes``, so the gateway refuses exactly what the service would);
-* ``prediction_log:`` -- where the service logs what it scores (:mod:`fraud_detection.serving.prediction_log`).
+* ``prediction_log:`` -- where the service logs what it scores (:mod:`fraud_detection.serving.prediction_log`):
+  ``location`` is a directory or an object-storage URL (:class:`fraud_detection.serving.append_log.LogSettings`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ and every reader reads the whole store in bulk (a monitoring window, a queue pag
 CSV parsing does fast. Segments of the first layout of this store (keyed by request id) lack the
 ``transaction_id`` column: readers skip them and count them in ``skipped_segments``.
 
-Location: ``FRAUD_LABEL_STORE_DIR`` or ``<state dir>/labels``; the ``directory`` argument wins.
+Location: ``FRAUD_LABEL_STORE_DIR`` or ``<state dir>/labels``; the ``directory`` argument wins. Any of
+them may be an object-storage URL (``s3://...``; see :mod:`fraud_detection.serving.append_log`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from fraud_detection.serving.append_log import (
     Column,
     LogSettings,
     ReadResult,
+    as_location,
     encode_str,
     read_segments,
     to_unix_seconds,
@@ -117,10 +119,10 @@ DEFAULT_SETTINGS = LogSettings(
 )
 
 
-def default_directory() -> Path:
-    """``FRAUD_LABEL_STORE_DIR`` if set, else ``<state dir>/labels``."""
+def default_directory() -> Path | str:
+    """``FRAUD_LABEL_STORE_DIR`` (a path or a URL) if set, else ``<state dir>/labels``."""
     override = os.environ.get(ENV_DIRECTORY)
-    return Path(override).resolve() if override else paths.state_dir() / "labels"
+    return as_location(override, resolve=True) if override else paths.state_dir() / "labels"
 
 
 def _per_row(value: Any, n: int, name: str) -> list:
@@ -149,9 +151,9 @@ class LabelStore:
     def __init__(self, directory: str | os.PathLike | None = None, settings: LogSettings | None = None):
         self.settings = settings or DEFAULT_SETTINGS
         if directory is not None:
-            self.directory = Path(directory)
-        elif settings is not None and settings.directory:
-            self.directory = Path(settings.directory)
+            self.directory = as_location(directory)
+        elif settings is not None and settings.location:
+            self.directory = as_location(settings.location)
         else:
             self.directory = default_directory()
         self._log = AppendLog(self.directory, _COLUMNS, self.settings)
@@ -238,7 +240,7 @@ def read_labels_result(
     directory: str | os.PathLike | None = None, known_by: float | Any | None = None
 ) -> tuple[pd.DataFrame, ReadResult]:
     """:func:`read_labels` and the read's statistics (segments, torn and bad lines, skipped segments)."""
-    directory = Path(directory) if directory is not None else default_directory()
+    directory = as_location(directory) if directory is not None else default_directory()
     result = read_segments(directory, _COLUMNS)
     frame = _in_known_order(result.table.select(list(COLUMNS)).to_pandas())
     known = to_unix_seconds(known_by, "known_by")

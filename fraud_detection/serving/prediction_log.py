@@ -27,7 +27,8 @@ no disk I/O of their own otherwise: about 10 microseconds per row on the request
 Reading (:func:`read_window`): a window of the log as a DataFrame, for monitoring.
 
 Location: ``FRAUD_PREDICTION_LOG_DIR`` or ``<state dir>/prediction_log``; the ``directory``
-argument wins over both. Defaults (:data:`DEFAULT_SETTINGS`): 32 MiB segments rotated at least
+argument (or ``settings.location``) wins over both. Any of them may be an object-storage URL
+(``s3://...``): rows are then spooled locally and shipped (:mod:`fraud_detection.serving.append_log`). Defaults (:data:`DEFAULT_SETTINGS`): 32 MiB segments rotated at least
 hourly; retention 1 GiB (about 1.7 million rows of ~620 bytes) and 35 days (chargebacks arrive within about
 three weeks, so a window of labelled predictions needs that long).
 """
@@ -55,6 +56,7 @@ from fraud_detection.serving.append_log import (
     Column,
     LogSettings,
     ReadResult,
+    as_location,
     encode_str,
     filter_range,
     read_segments,
@@ -201,17 +203,17 @@ def valid_request_id(value: object) -> bool:
     return bool(value)
 
 
-def default_directory() -> Path:
-    """``FRAUD_PREDICTION_LOG_DIR`` if set, else ``<state dir>/prediction_log``."""
+def default_directory() -> Path | str:
+    """``FRAUD_PREDICTION_LOG_DIR`` (a path or a URL) if set, else ``<state dir>/prediction_log``."""
     override = os.environ.get(ENV_DIRECTORY)
-    return Path(override).resolve() if override else paths.state_dir() / "prediction_log"
+    return as_location(override, resolve=True) if override else paths.state_dir() / "prediction_log"
 
 
-def _resolve_directory(directory: str | os.PathLike | None, settings: LogSettings | None) -> Path:
+def _resolve_directory(directory: str | os.PathLike | None, settings: LogSettings | None) -> Path | str:
     if directory is not None:
-        return Path(directory)
-    if settings is not None and settings.directory:
-        return Path(settings.directory)
+        return as_location(directory)
+    if settings is not None and settings.location:
+        return as_location(settings.location)
     return default_directory()
 
 
@@ -387,7 +389,7 @@ def read_window_result(
     model_version: str | Iterable[str] | None = None,
 ) -> tuple[pd.DataFrame, ReadResult]:
     """:func:`read_window` and the read's statistics (segments, torn and bad lines)."""
-    directory = Path(directory) if directory is not None else default_directory()
+    directory = as_location(directory) if directory is not None else default_directory()
     since_s = to_unix_seconds(since, "since")
     until_s = to_unix_seconds(until, "until")
     # A segment last modified before `since` holds only older rows (a row's logged_at is taken

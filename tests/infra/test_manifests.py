@@ -92,7 +92,7 @@ def test_the_overlays_are_dev_and_prod():
 def test_each_overlay_renders_the_expected_resources(rendered, overlay):
     kinds = sorted(r["kind"] for r in rendered[overlay])
     assert kinds == sorted(["Namespace", "ServiceAccount", "Service", "Deployment",
-                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"])
+                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"])
     # kustomize's order puts the Namespace first, so `kubectl apply -f` of the output works.
     assert rendered[overlay][0]["kind"] == "Namespace"
 
@@ -231,6 +231,16 @@ POLICY_BREAKS = {
         "env BENTOML_HOME=/home/bentoml is not on a volume mount"),
     "API key in plain text": (lambda rs: _replace_env(rs, {"name": "FRAUD_API_KEY", "value": "secret"}),
                               "FRAUD_API_KEY must come from a Secret"),
+    "prediction log on the pod's disk": (
+        lambda rs: _replace_env(rs, {"name": "FRAUD_PREDICTION_LOG_DIR", "value": "/var/lib/fraud/prediction_log"}),
+        "FRAUD_PREDICTION_LOG_DIR='/var/lib/fraud/prediction_log' is not an object-storage URL"),
+    "prediction log location optional": (
+        lambda rs: _env(rs, "FRAUD_PREDICTION_LOG_DIR")["valueFrom"]["configMapKeyRef"].update(optional=True),
+        "configMapKeyRef must not be optional"),
+    "prediction log ConfigMap missing": (lambda rs: rs.remove(_one(rs, "ConfigMap")),
+                                         "which the manifests do not define"),
+    "spool on the read-only root": (lambda rs: _env(rs, "FRAUD_SPOOL_DIR").update(value="/home/bentoml/spool"),
+                                    "env FRAUD_SPOOL_DIR=/home/bentoml/spool is not on a volume mount"),
     "API key secret optional": (
         lambda rs: _env(rs, "FRAUD_API_KEY")["valueFrom"]["secretKeyRef"].update(optional=True),
         "secretKeyRef must not be optional"),
@@ -418,7 +428,7 @@ class RoRootProbe:
 
     def __init__(self):
         self.model = bentoml.lightgbm.load_model(self.model_ref)
-        self.log = pathlib.Path(os.environ["FRAUD_PREDICTION_LOG_DIR"]) / "probe.log"
+        self.log = pathlib.Path(os.environ["FRAUD_SPOOL_DIR"]) / "probe.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
 
     @bentoml.api
