@@ -2,8 +2,8 @@
 
 * forwarding: body, status, the backend's JSON errors and ``X-Request-ID`` pass through;
 * the hostile-client contract (:mod:`testkit.hostile`), case by case, against the gateway and
-  against a backend directly -- the backend lacks the gateway's timeouts and strict parsing, and
-  the service fixes of issue #12 item 1 are another branch's: those cases are strict xfails;
+  against a backend directly -- the backend lacks the gateway's timeouts and strict parsing:
+  those cases are strict xfails against a bare backend;
 * the control functions: a slow or foreign listener is not "no gateway", a stale pid file names
   nobody, the deployment lock holds across processes;
 * blue/green: switching backends under load loses no request (last: it retires the first backend).
@@ -38,7 +38,6 @@ pytestmark = pytest.mark.timeout(300)
 MAX_BODY = 150_000
 MAX_BATCH = 50
 MAX_COLUMNAR = 100
-HARDENING = "needs the service hardening of #12 item 1"
 BARE_BACKEND = ("a bare BentoML backend has no read timeouts and a lenient HTTP parser; "
                 "clients reach backends only through the gateway")
 
@@ -145,9 +144,7 @@ def test_a_body_over_the_limit_is_refused_before_the_backend_sees_it(gateway, bl
 def _cases(bare_backend: bool):
     for case in hostile.CASES:
         marks = []
-        if case.needs == "hardening":
-            marks = [pytest.mark.xfail(strict=True, reason=HARDENING)]
-        elif case.needs == "gateway" and bare_backend:
+        if case.needs == "gateway" and bare_backend:
             marks = [pytest.mark.xfail(strict=True, reason=BARE_BACKEND)]
         yield pytest.param(case.name, marks=marks, id=case.name)
 
