@@ -134,7 +134,7 @@ def test_overlay_specifics(rendered):
         assert (hpa["minReplicas"], hpa["maxReplicas"]) == (low, high)
         # Pod Security Admission enforces the profile the pods are written for.
         assert _one(resources, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert _container(dev)["image"] == "fraud-detector:dev"
+    assert _container(dev)["image"] == "localhost/fraud-detector:dev"
     assert _container(prod)["image"] == "registry.example.com/fraud/fraud-detector:set-by-deploy"
     assert _one(prod, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
     assert _one(dev, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
@@ -380,8 +380,8 @@ def test_workflow_test_job_runs_make_test_on_python_311(workflow):
 
 def test_workflow_bento_job_builds_and_containerizes(workflow):
     text = _steps_text(workflow["jobs"]["bento"])
-    assert "bentoml build" in text and "service/bentofile.yaml" in text
-    assert "bentoml containerize" in text
+    assert "make image" in text  # the same build as here (container/image.py, podman)
+    assert "container/run.sh" in text and "/readyz" in text  # run as the pods run it
 
 
 def test_workflow_manifests_job_renders_with_kubectl_and_runs_these_tests(workflow):
@@ -400,7 +400,7 @@ def test_workflow_deploy_job_is_manual_and_applies_prod(workflow):
     assert "kubectl apply -k infra/k8s/overlays/prod" in text
     assert "secrets.KUBECONFIG" in WORKFLOW.read_text()
     assert "kustomize edit set image fraud-detector=" in text
-    assert "docker push" in text
+    assert "podman push" in text
 
 
 def test_workflow_paths_exist():
