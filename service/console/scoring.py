@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from fraud_detection.data.schema import LABEL, TRANSACTION_FIELDS
-from fraud_detection.serving.prediction_log import synthetic_request_id
+from fraud_detection.serving.prediction_log import synthetic_headers
 from fraud_detection.serving.transaction_id import TRANSACTION_ID
 
 IGNORED_KEYS = frozenset({LABEL, TRANSACTION_ID})
@@ -136,7 +136,8 @@ class ServiceClient:
         self.timeout = timeout
 
     def _headers(self, kind: str) -> dict[str, str]:
-        headers = {"content-type": "application/json", "X-Request-ID": synthetic_request_id(f"console-{kind}")}
+        # An analyst's scoring is not traffic: the synthetic credential keeps it out of monitoring.
+        headers = {"content-type": "application/json", **synthetic_headers(f"console-{kind}")}
         if self.api_key:
             headers["X-API-Key"] = self.api_key
         return headers

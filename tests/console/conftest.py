@@ -92,16 +92,20 @@ def _monitoring_decision(reports: Path, quick) -> None:
     """A monitoring run's decision and Evidently report, made by the monitoring code on drifted traffic."""
     from fraud_detection.monitoring.config import load_monitoring_file
     from fraud_detection.monitoring.drift import detect_drift
+    from fraud_detection.monitoring.performance import assess_labelled
     from fraud_detection.monitoring.policy import decide
 
     settings = load_monitoring_file()
     reference = synthetic.generate(6000, seed=21).frame
-    current = synthetic.generate(3000, seed=22, scenario="covariate_shift", strength=2.0).frame
+    # Drift alone does not retrain (the policy asks for harm): a new fraud pattern, its labels in.
+    current = synthetic.generate(3000, seed=22, scenario="new_fraud_pattern", strength=1.0).frame
     features = list(schema.TRANSACTION_FIELDS)
+    scores = quick.scorer.predict_proba(current[features].to_numpy())
     drift = detect_drift(reference, current, quick.scorer.predict_proba(reference[features].to_numpy()),
-                         quick.scorer.predict_proba(current[features].to_numpy()), settings.drift,
-                         decision_threshold=quick.scorer.threshold)
-    decision = decide(drift, None, settings.policy)
+                         scores, settings.drift, decision_threshold=quick.scorer.threshold)
+    performance = assess_labelled(reference, current, scores, quick.scorer.threshold, settings.drift)
+    decision = decide(drift, performance, settings.policy)
+    assert decision.action == "retrain", decision
     for run, action in (("monitoring_pipeline-2026_03_01-quiet", None), ("monitoring_pipeline-2026_03_02-drift", decision)):
         target = reports / run
         target.mkdir(parents=True, exist_ok=True)

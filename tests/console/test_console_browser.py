@@ -265,7 +265,7 @@ def test_the_monitoring_page_shows_decisions_rates_and_reports_and_a_banner_on_e
     page.goto("/monitoring")
     assert loaded(page, "#rates-chart") > 400
     first = page.locator("#decisions tbody tr").first.inner_text()
-    assert "retrain" in first and "feature drift" in first
+    assert "retrain" in first and "new fraud pattern" in first
     assert "no action" in page.locator("#decisions tbody tr").nth(1).inner_text()
     assert page.locator("#latest tbody tr").count() > 5
     screenshot(page, "monitoring")

@@ -41,7 +41,8 @@ def world(tmp_path):
         log.append_batch(data.frame[FIELDS].iloc[300:], probability[300:], flagged[300:], model_version="v2",
                          request_id="batch-2", threshold=0.9)
         log.append_batch(data.frame[FIELDS].iloc[:5], [0.99] * 5, [True] * 5, model_version="v2",
-                         request_id=synthetic_request_id("smoke"), threshold=0.9)  # not payments
+                         request_id="batch-3", client_request_id=synthetic_request_id("smoke"), threshold=0.9,
+                         synthetic=True)  # the system's own requests, not payments
     return tmp_path, ConsoleState(tmp_path / "state"), LabelStore(tmp_path / "labels")
 
 
@@ -53,7 +54,7 @@ def queue_of(root, state, rate=0.0, secret="s"):
 def test_the_queue_holds_flagged_payments_by_expected_loss_and_an_audit_sample(world):
     root, state, _ = world
     scored = review.read_scored(root / "log")
-    assert len(scored) == 400 and not scored["request_id"].str.startswith("synthetic-").any()
+    assert len(scored) == 400 and scored["request_id"].isin(["batch-1", "batch-2"]).all()
     flagged_only = queue_of(root, state)
     assert set(flagged_only["kind"]) == {"flagged"} and len(flagged_only) == int(scored["is_fraud"].sum())
     losses = flagged_only["expected_loss"].to_numpy()
