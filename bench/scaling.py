@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import write_results
+from bench.common import run_parts, write_results
 from fraud_detection import paths
-from fraud_detection.data.schema import KAGGLE_ROWS, LABEL, TRANSACTION_FIELDS
+from fraud_detection.data.schema import KAGGLE_ROWS, TRANSACTION_FIELDS
 from fraud_detection.paths import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "scaling.json"
@@ -360,21 +360,10 @@ def main() -> None:
     if quick:
         out = paths.reports_dir() / "bench" / "scaling-quick.json"
         picture = out.with_suffix(".png")
-    result: dict = {"_parts": {}}
-    if out.exists() and args.part != "all":
-        previous = json.loads(out.read_text())
-        # Keep the other parts' figures (and only those) from the last run.
-        for part, keys in previous.get("_parts", {}).items():
-            if part != args.part:
-                result["_parts"][part] = keys
-                result.update({k: previous[k] for k in keys if k in previous})
     log(f"part {args.part}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     parts = {"training": training, "monitoring": monitoring, "scoring": scoring, "log": prediction_log}
-    for name, run in parts.items():
-        if args.part in (name, "all"):
-            figures = run(sizes[name], quick)
-            result["_parts"][name] = list(figures)
-            result.update(figures)
+    result = run_parts(out, args.part, {name: (lambda run=run, name=name: run(sizes[name], quick))
+                                        for name, run in parts.items()})
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
     out.parent.mkdir(parents=True, exist_ok=True)

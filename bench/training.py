@@ -40,18 +40,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from fraud_detection.paths import PROJECT_ROOT  # noqa: E402 - no tool is imported by it
+from fraud_detection.paths import PROJECT_ROOT
 
 SANDBOX = Path(tempfile.mkdtemp(prefix="fraud-bench-training-"))
 
-from bench.common import write_results  # noqa: E402
-from testkit.sandbox import isolate  # noqa: E402 - before any tool is imported
+from bench.common import run_parts, write_results
+from testkit.sandbox import isolate
 
 isolate(SANDBOX)
 
-from bench.training_core import BareRun, bare_run, baselines, with_seed, without_timeouts  # noqa: E402
-from fraud_detection import paths  # noqa: E402
-from fraud_detection.training.config import TrainingFile, load_training_file  # noqa: E402
+from bench.training_core import (
+    BareRun,
+    bare_run,
+    baselines,
+    with_seed,
+    without_timeouts,
+)
+from fraud_detection import paths
+from fraud_detection.training.config import TrainingFile, load_training_file
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "training.json"
 # Fresh seeds: no configuration, feature or search choice was looked at on them.
@@ -203,19 +209,7 @@ def main() -> None:
 
     checkpoint = paths.reports_dir() / "bench" / "training-quality-partial.json"
     parts = {"quality": lambda: quality(settings, args.seeds, checkpoint), "overhead": lambda: overhead(settings, args.pairs)}
-    result: dict = {"_parts": {}}
-    if out.exists() and args.part != "all":
-        previous = json.loads(out.read_text())
-        # Keep the other part's figures (and only those) from the last run.
-        for part, keys in previous.get("_parts", {}).items():
-            if part != args.part:
-                result["_parts"][part] = keys
-                result.update({k: previous[k] for k in keys if k in previous})
-    for part, run in parts.items():
-        if args.part in (part, "all"):
-            figures = run()
-            result["_parts"][part] = list(figures)
-            result.update(figures)
+    result = run_parts(out, args.part, parts)
     result.update({"rows": settings.data.synthetic.rows, "machine": {"cpus": os.cpu_count(),
                    "python": platform.python_version()}})
     write_results(out, result, log)
