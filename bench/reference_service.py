@@ -30,7 +30,7 @@ from starlette.responses import Response
 from fraud_detection.data.schema import TRANSACTION_FIELDS
 from fraud_detection.model.scorer import FraudScorer
 from fraud_detection.serving.config import load_deployment_config
-from service.schemas import RawBody, raw_body_spec, request_documents
+from service.schemas import PredictResponse, RawBody, raw_body_spec, request_documents
 
 _CONFIG = load_deployment_config().service
 _values = operator.itemgetter(*TRANSACTION_FIELDS)
@@ -42,7 +42,7 @@ class ReferenceService:
         self.scorer = FraudScorer.load(os.environ["FRAUD_MODEL_DIR"])
         self.version = os.environ.get("FRAUD_REFERENCE_VERSION", "reference")
 
-    @bentoml.api(route="/predict", input_spec=raw_body_spec(request_documents(_CONFIG)["predict"]))
+    @bentoml.api(route="/predict", input_spec=raw_body_spec(request_documents(_CONFIG)["predict"]), output_spec=PredictResponse)
     async def predict(self, body: RawBody, /) -> Response:
         x = np.array([_values(orjson.loads(body.data)["transaction"])], dtype=np.float64)
         probability = float(self.scorer.predict_proba(x)[0])
