@@ -166,7 +166,7 @@ def pipeline_loop(runs: int, quick: bool) -> dict:
         "failed_requests_during_swap": len(failures),
         "requests_during_loop": requests[0],
         "failures": failures[:5],
-        "runs": records,
+        "loop_runs": records,
     }
 
 
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         previous = json.loads(RESULTS.read_text())
         result = {key: previous[key] for key in ("loop_seconds", "loop_seconds_runs", "loop_runs_note",
-                                                  "failed_requests_during_swap", "requests_during_loop", "runs")
+                                                  "failed_requests_during_swap", "requests_during_loop", "loop_runs")
                   if key in previous}
     else:
         result = pipeline_loop(args.runs, args.quick)
