@@ -8,6 +8,9 @@ of the JSON (the conventions every benchmark writes to):
   beside it, or a plural list ``Xs`` beside ``X_mean`` / ``X_median`` (``zenml_overhead_ratios``
   and ``zenml_overhead_ratio_median``). One row ``X``: "mean 0.952 (range 0.931-0.967; 95 % CI
   0.925-0.979; 3 seeds)". The 95 % interval is Student's t on the mean, from 3 values on;
+* ``X`` beside ``X_runs`` / ``X_seeds`` and no ``X_mean`` / ``X_median``: ``X`` is the benchmark's
+  summary of that list -- the median of runs, the mean of seeds -- shown once, in the spread's row
+  (``p50_ratio_c1`` with ``p50_ratio_c1_runs``: "median 1.08 (range 1.02-1.19; 10 runs)");
 * ``X_ci`` / ``X_ci95``: a ``[low, high]`` interval, shown in ``X``'s row;
 * ``per_seed`` / ``runs``: a list of records (one per seed or run); a top-level figure that every
   record also holds gets the records' mean, range and count beside it (the top-level value is
@@ -85,7 +88,11 @@ def _stem(key: str, figures: Mapping[str, Any]) -> tuple[str, str, str] | None:
     for suffix in SPREAD_SUFFIXES:
         if key.endswith(suffix):
             stem = key[: -len(suffix)]
-            centre = "median" if f"{stem}_median" in figures else "mean"
+            summary_beside = any(f"{stem}{s}" in figures for s in SUMMARY_SUFFIXES)
+            if f"{stem}_median" in figures or (suffix == "_runs" and not summary_beside and stem in figures):
+                centre = "median"
+            else:
+                centre = "mean"
             return stem, centre, suffix.lstrip("_")
     if key.endswith("s"):
         stem = key[:-1]
@@ -135,6 +142,8 @@ def rows(figures: Mapping[str, Any], prefix: str = "", depth: int = 0) -> list[t
         stem = _stem(key, figures) if _numbers(value) else None
         if stem:
             spreads[key] = stem
+            if not any(f"{stem[0]}{suffix}" in figures for suffix in SUMMARY_SUFFIXES) and _is_number(figures.get(stem[0])):
+                skip.add(stem[0])  # the list's own summary: shown in the spread's row
             skip.update(f"{stem[0]}{suffix}" for suffix in SUMMARY_SUFFIXES)
 
     out: list[tuple[str, str]] = []

@@ -46,6 +46,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from fraud_detection.data.schema import TRANSACTION_FIELDS
+from fraud_detection.names import SERVICE_NAME
 from fraud_detection.serving import contract
 from fraud_detection.serving.config import load_deployment_config
 from fraud_detection.serving.contract import UNAVAILABLE, ContractError, UnscorableError
@@ -140,7 +141,9 @@ def _error(error: ContractError) -> Response:
     return _json(body, error.status)
 
 
-@bentoml.service(name="fraud_service", workers=CONFIG.workers, traffic={"timeout": CONFIG.timeout_seconds})
+# workers: deployment.workers of this file; a deployment overrides it for the backends it starts
+# (steps/serving/environment.py: workers_override), whichever deployment YAML it was given.
+@bentoml.service(name=SERVICE_NAME, workers=SETTINGS.deployment.workers, traffic={"timeout": CONFIG.timeout_seconds})
 @bentoml.asgi_app(model_app, path="/")
 class FraudService:
     """Credit-card fraud scoring: calibrated P(fraud), the decision at the model's threshold, and

@@ -32,7 +32,6 @@ class ServiceConfig(Section):
     top_reasons: int = Field(3, ge=1, le=len(TRANSACTION_FIELDS))  # reasons per prediction
     model_retry_seconds: float = Field(5.0, gt=0)  # retry a failed model load this often
     log_retry_seconds: float = Field(5.0, gt=0)  # not ready this long after a failed prediction-log write
-    workers: int = Field(1, ge=1)  # server worker processes (the deployment starts this many)
     timeout_seconds: int = Field(30, ge=1)  # per-request timeout
 
 
@@ -46,6 +45,9 @@ class DeploymentConfig(Section):
     drain_timeout_seconds: float = Field(60.0, ge=0)
     # A deployment waits this long for one already running (0 = refuse at once).
     lock_timeout_seconds: float = Field(600.0, ge=0)
+    # Server worker processes of each backend; the deployment passes it to every backend it starts
+    # (BentoML's ``services.<name>.workers``), and a server started directly (a container) reads it too.
+    workers: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _three_ports(self) -> "DeploymentConfig":

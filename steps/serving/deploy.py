@@ -39,7 +39,7 @@ from service import gateway_control
 from service.gateway import read_state
 from service.model_store import MODEL_TAG_ENV
 from steps import champion
-from steps.serving.environment import environment
+from steps.serving.environment import BENTOML_OVERRIDES_ENV, environment, workers_override
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,7 @@ def _deploy(bento: bentoml.Bento, champion_info: dict[str, Any], config: Deploym
         apis=["predict", "predict_batch", "predict_columnar"],
         host=config.host,
         port=port,
+        workers=config.workers,  # recorded; BentoML >= 1.2 takes it from the override below
         working_dir=str(PROJECT_ROOT),
         pipeline_name=context.pipeline.name,
         # One service per backend port: ZenML replaces the service of the same step name (the idle
@@ -169,7 +170,10 @@ def _deploy(bento: bentoml.Bento, champion_info: dict[str, Any], config: Deploym
         run_name=context.pipeline_run.name,
     )
     started = time.monotonic()
-    with environment(MODEL_TAG_ENV, bento.info.labels["model_tag"]):  # the daemon inherits it: serve exactly this model
+    # The daemon inherits both: serve exactly this model, with deployment.workers worker processes.
+    with environment(MODEL_TAG_ENV, bento.info.labels["model_tag"]), environment(
+        BENTOML_OVERRIDES_ENV, workers_override(config.workers, os.environ.get(BENTOML_OVERRIDES_ENV))
+    ):
         service = cast(
             BentoMLLocalDeploymentService,
             deployer.deploy_model(

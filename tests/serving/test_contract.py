@@ -14,7 +14,7 @@ from fraud_detection.data.schema import RANGES, TRANSACTION_FIELDS
 from fraud_detection.data.validation import validate_transactions
 from fraud_detection.paths import PROJECT_ROOT
 from fraud_detection.serving import contract
-from fraud_detection.serving.config import ServiceConfig, load_deployment_config
+from fraud_detection.serving.config import DeploymentConfig, load_deployment_config
 from fraud_detection.serving.contract import ContractError
 from testkit.datasets import small_transactions
 
@@ -226,7 +226,7 @@ def test_service_config_defaults_and_errors(tmp_path):
     path.write_text("deployment:\n  backend_ports: [3000, 3001]\n")
     with pytest.raises(ConfigError, match="deployment: backend_ports must be two ports distinct"):
         load_deployment_config(path)
-    assert ServiceConfig().workers == 1
+    assert DeploymentConfig().workers == 1
 
 
 # ------------------------------------------------------------------ ranges: one record, enforced everywhere

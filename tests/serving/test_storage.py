@@ -281,7 +281,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 def service_config(path: Path, workers: int) -> Path:
     path.write_text(yaml.safe_dump({
-        "service": {"workers": workers},
+        "deployment": {"workers": workers},
         "prediction_log": {"ship_interval_seconds": SHIP_INTERVAL, "close_timeout_seconds": 10},
     }))
     return path
