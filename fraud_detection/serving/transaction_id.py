@@ -13,6 +13,11 @@ quoting, so no reader or page ever has to escape it.
 :func:`derived_id` names a transaction that was logged without an id of its own (prediction-log
 rows written before the log had a ``transaction_id`` column): its request id and its position in
 the request, ``<request_id>:<item>``. :func:`with_transaction_ids` gives such a frame the column.
+
+:func:`assign` is the one rule for a transaction scored without an id: the service gives it the same
+derived id, ``<service request id>:<item>``, and returns it. So a row logged without an id and a row
+the service named are known by the same name, old segments and new, and the id costs nothing to make
+(the service's request id is already unique: 32 hex digits).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pandas as pd
 __all__ = [
     "MAX_LENGTH",
     "TRANSACTION_ID",
+    "assign",
     "check",
     "derived_id",
     "is_valid",
@@ -66,6 +72,15 @@ def new_id() -> str:
 def derived_id(request_id: str, item: int) -> str:
     """The id of a transaction logged without one: its request id and its position in the request."""
     return f"{request_id}:{int(item)}"
+
+
+def assign(given: "list[str | None] | tuple[str | None, ...]", request_id: str) -> list[str]:
+    """The id of each transaction of a request: the one it was sent with, else :func:`derived_id`.
+
+    ``given`` holds checked ids (None where the client sent none); ``request_id`` is the service's
+    own id of the request.
+    """
+    return [value if value is not None else derived_id(request_id, item) for item, value in enumerate(given)]
 
 
 def with_transaction_ids(predictions: pd.DataFrame) -> pd.DataFrame:
