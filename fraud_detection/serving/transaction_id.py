@@ -29,6 +29,8 @@ import pandas as pd
 
 __all__ = [
     "MAX_LENGTH",
+    "PATTERN",
+    "RULE",
     "TRANSACTION_ID",
     "assign",
     "check",
@@ -41,6 +43,7 @@ __all__ = [
 TRANSACTION_ID = "transaction_id"
 MAX_LENGTH = 64
 _PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}" % (MAX_LENGTH - 1))
+PATTERN = _PATTERN.pattern  # the rule as a regular expression (the OpenAPI document shows it)
 RULE = f"1 to {MAX_LENGTH} characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 
 
