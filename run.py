@@ -264,10 +264,23 @@ def _rollback() -> None:
 def _where_to_look(service_url: str | None = None) -> None:
     click.echo("\nWhere to look:")
     if service_url:
-        click.echo(f"  scoring service : {service_url} (Swagger UI; docs/api.md) - stop it: python run.py --stop-serving")
+        click.echo(f"  analyst console : {service_url}/  - {_how_to_sign_in()}")
+        click.echo(f"  scoring API     : {service_url} (Swagger UI at {service_url}/docs; docs/api.md) - "
+                   "stop it: python run.py --stop-serving")
     click.echo("  ZenML dashboard : make dashboard  ->  http://127.0.0.1:8237 (runs, artifacts, reports)")
     click.echo(f"  MLflow UI       : make mlflow-ui  ->  http://127.0.0.1:5000 (store: {paths.mlflow_dir()})")
     click.echo(f"  reports         : {paths.reports_dir()}")
+
+
+def _how_to_sign_in() -> str:
+    """How to sign in to the console: the first admin's password file while it exists (docs/console.md)."""
+    from service.console.auth import INITIAL_PASSWORD_FILE
+    from service.console.config import load_console_config
+
+    first = load_console_config().state_dir() / INITIAL_PASSWORD_FILE
+    if first.exists():
+        return f"sign in as 'admin' with the password in {first} (you choose a new one at first sign-in)"
+    return "sign in with your console user (python -m service.console add-user NAME adds one)"
 
 
 def _main_job(training, deployment, monitoring, no_cache: bool) -> None:
@@ -278,9 +291,17 @@ def _main_job(training, deployment, monitoring, no_cache: bool) -> None:
     """
     _training(training, no_cache)
     record = _deployment(deployment)
+    from fraud_detection.simulation.traffic import print_progress
+    from pipelines.loop import traffic_with_chargebacks
+
     job = monitoring.main_job
     click.echo(f"\nSimulating a day of {job.scenario} traffic to {record['url']} ...")
-    _simulate(job.scenario, job.rows, None, job.seed, job.strength, monitoring, deployment)
+    try:
+        traffic_with_chargebacks(monitoring.simulate.url or deployment.deployment.url, monitoring, job.scenario,
+                                 job.rows, job.seed, job.strength, click.echo, print_progress)
+    except (RuntimeError, ValueError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
     click.echo("\nMonitoring the traffic ...")
     outcome = _monitoring(monitoring, training, deployment)
     served = (outcome.get("deployment") or record)["model_version"]

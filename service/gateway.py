@@ -25,9 +25,28 @@ What a client sees (``docs/api.md``, "Behind the gateway"):
   half-way through still gives the client a complete 502, never a truncated 200;
 * malformed HTTP gets a JSON 400 (431 for an oversized head) and the connection is closed.
 
-Structure: :func:`create_app` builds a Starlette app with the proxy (:class:`Proxy`, a plain ASGI
-app) mounted last, as the fallback; routes placed before it (``extra_routes``) are served by this
-process itself -- ``GET /-/gateway`` (loopback clients only) is the first.
+Structure: :func:`create_app` builds a Starlette app with the front door (:class:`FrontDoor`) mounted
+last, as the fallback; routes placed before it (``extra_routes``) are served by this process itself
+-- ``GET /-/gateway`` (loopback clients only) is the first. The front door sends
+
+* the pages of the **analyst console** (:mod:`service.console`: ``/``, ``/signin``, ``/queue``,
+  ``/static/...``, every path one of its routes matches) to the console app, mounted in this process
+  when ``GatewaySettings.console`` is set (``gateway_control.ensure_running`` sets it);
+* ``/docs`` to the backend's ``/``: BentoML serves its Swagger UI at ``/`` and has no setting to
+  move it, and its page loads ``./docs.json`` and ``./static_content/...`` relative to itself, which
+  resolve to the backend's own paths from ``/docs`` as well;
+* everything else -- the API: ``/predict*``, ``/labels``, ``/model``, ``/livez``, ``/readyz``,
+  ``/metrics``, ``/docs.json``, and unknown paths, which get the backend's JSON 404 -- to the
+  active backend (:class:`Proxy`).
+
+The console gets the gateway's protections too: its request body is read here first, with the same
+limit and timeouts (413/408 before the console sees a byte), and the HTTP parsing and head timeouts
+are the protocol's. The console's handlers do blocking work (SQLite, reading the prediction log,
+asking the service over HTTP), so they never run on the proxy's event loop: each console request
+runs in a worker thread on an event loop of its own (:class:`ConsoleOnThreads`, at most
+:data:`CONSOLE_THREADS` at once), and a slow console page cannot delay a ``/predict``. The console's
+Score page asks the service through this same front door (its ``service_url`` is the gateway's own
+address when mounted), so the analyst's request takes the path every client's takes.
 
 Written by hand, because neither uvicorn nor Starlette has it: (a) :class:`GatewayProtocol`, a
 subclass of uvicorn's h11 protocol that adds a timeout for the request head (uvicorn has none: a
@@ -62,16 +81,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import h11
 import httpx
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("fraud.gateway")
 
 STATUS_PATH = "/-/gateway"
+DOCS_PATH = "/docs"  # BentoML's Swagger UI, which the backend serves at "/"
+CONSOLE_THREADS = 8  # console requests handled at once (each on a worker thread); more wait for a thread
 SETTINGS_ENV = "FRAUD_GATEWAY_SETTINGS"
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 FORWARDED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -132,12 +154,18 @@ class GatewaySettings:
     backend_connections: int = 64
     shutdown_timeout_seconds: float = 15.0
     supervised: bool = False
+    console: bool = False  # mount the analyst console at "/" (service.console)
+    console_config: str | None = None  # its YAML (None: FRAUD_CONSOLE_CONFIG or configs/console.yaml)
+    self_url: str | None = None  # this gateway's own address (set by serve()): the console scores through it
 
     @classmethod
-    def from_config(cls, deployment_file, state_path: str | Path, supervised: bool = False) -> "GatewaySettings":
+    def from_config(cls, deployment_file, state_path: str | Path, supervised: bool = False, console: bool = False,
+                    console_config: str | Path | None = None) -> "GatewaySettings":
         """From a validated ``DeploymentFile`` (fraud_detection.serving.config)."""
         return cls(state_path=str(state_path), max_body_bytes=deployment_file.service.max_body_bytes,
-                   supervised=supervised, **deployment_file.gateway.model_dump())
+                   supervised=supervised, console=console,
+                   console_config=str(console_config) if console_config is not None else None,
+                   **deployment_file.gateway.model_dump())
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -200,6 +228,7 @@ class Proxy:
         self.in_flight: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.started_at = time.time()
+        self.console = False  # whether the console is mounted beside this proxy (reported by status())
         self._state_key: tuple | None = None
         self._failing: set[str] = set()
         self._request_id_or_none = request_id_or_none  # the service's rule for a client's X-Request-ID
@@ -256,6 +285,7 @@ class Proxy:
             "in_flight": {url: n for url, n in self.in_flight.items() if n},
             "pid": os.getpid(),
             "started_at": self.started_at,
+            "console": self.console,
             **{name: self.counts[name] for name in ("forwarded", "retried", "unreachable", "broken", "timed_out")},
         }
 
@@ -438,27 +468,111 @@ class StatusEndpoint:
                                         (b"content-length", str(len(body)).encode())])
 
 
+class ConsoleOnThreads:
+    """An ASGI app (the console) run off the gateway's event loop: each request on a worker thread with
+    an event loop of its own, its body read beforehand by the gateway (limit and timeouts), its
+    answer sent back through the gateway's loop. Blocking work in the console's handlers then holds
+    one thread, never the loop that forwards API requests."""
+
+    def __init__(self, app, proxy: Proxy, threads: int = CONSOLE_THREADS):
+        self.app = app
+        self.proxy = proxy
+        self.limiter = anyio.CapacityLimiter(threads)
+
+    async def __call__(self, scope, receive, send) -> None:
+        body = await self.proxy._read_body(scope["headers"], receive)  # Refused: answered by the front door
+        if body is None:
+            return  # the client went away
+        loop = asyncio.get_running_loop()
+        replayed = False
+
+        async def thread_receive():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(receive(), loop))
+
+        async def thread_send(message) -> None:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(send(message), loop))
+
+        def run() -> None:
+            asyncio.run(self.app(scope, thread_receive, thread_send))
+
+        await anyio.to_thread.run_sync(run, limiter=self.limiter)
+
+
+_ROUTING_KEYS = frozenset({"app", "router", "endpoint", "route", "path_params", "app_root_path"})
+
+
+class FrontDoor:
+    """Console pages to the console, ``/docs`` to the backend's ``/``, everything else to the backend."""
+
+    def __init__(self, proxy: Proxy, console=None):
+        self.proxy = proxy
+        self.console = console  # the console's Starlette app, or None
+        self.console_routes = list(console.routes) if console is not None else []
+        self.on_threads = ConsoleOnThreads(console, proxy) if console is not None else None
+
+    def is_console(self, scope) -> bool:
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.console_routes)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == DOCS_PATH:
+            scope = {**scope, "path": "/", "raw_path": b"/"}
+            return await self.proxy(scope, receive, send)
+        if self.on_threads is None or not self.is_console(scope):
+            return await self.proxy(scope, receive, send)
+        # The console is an app of its own: its router (url_for) and not the gateway's.
+        scope = {key: value for key, value in scope.items() if key not in _ROUTING_KEYS}
+        try:
+            self.proxy._check_request(scope)
+            await self.on_threads(scope, receive, send)
+        except Refused as refusal:
+            await respond_error(send, refusal.status, str(refusal), None, close=refusal.close, extra=refusal.extra)
+
+
+def _console_app(settings: GatewaySettings):
+    """The analyst console, scoring through this gateway (imported only when it is mounted: it is heavy)."""
+    from service.console.app import create_app as create_console
+    from service.console.config import load_console_config
+
+    config = load_console_config(settings.console_config)
+    if settings.self_url:
+        config = config.model_copy(update={"service_url": settings.self_url})
+    return create_console(config)
+
+
 def create_app(settings: GatewaySettings, extra_routes: list[BaseRoute] | None = None) -> Starlette:
-    """The gateway's Starlette app: ``GET /-/gateway``, then ``extra_routes``, then the proxy for everything else."""
+    """The gateway's Starlette app: ``GET /-/gateway``, then ``extra_routes``, then the front door
+    (the console's pages if mounted, the API for everything else)."""
     from fraud_detection.serving.contract import request_id_or_none  # the one rule for a client's request id
 
     proxy = Proxy(settings, request_id_or_none)
+    console = _console_app(settings) if settings.console else None
+    front = FrontDoor(proxy, console)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         parent = os.getppid() if settings.supervised else None
         task = asyncio.create_task(_watch(proxy, parent))
-        log.info("gateway process %d serving -> %s", os.getpid(), proxy.active)
+        log.info("gateway process %d serving -> %s%s", os.getpid(), proxy.active,
+                 ", the console at /" if console is not None else "")
         try:
             yield
         finally:
             task.cancel()
             await proxy.aclose()
+            if console is not None:
+                console.state.console.close()
 
-    routes = [Route(STATUS_PATH, StatusEndpoint(proxy), methods=["GET"]), *(extra_routes or []), Mount("/", app=proxy)]
+    routes = [Route(STATUS_PATH, StatusEndpoint(proxy), methods=["GET"]), *(extra_routes or []), Mount("/", app=front)]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.router.default = proxy  # also the fallback for what matches no route (targets not starting with /)
+    app.router.default = front  # also the fallback for what matches no route (targets not starting with /)
     app.state.proxy = proxy
+    proxy.console = console is not None
     return app
 
 
@@ -647,6 +761,8 @@ def serve(host: str, port: int, settings: GatewaySettings) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    if settings.self_url is None:
+        settings = dataclasses.replace(settings, self_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}")
     os.environ[SETTINGS_ENV] = settings.to_json()
     config = uvicorn.Config(
         "service.gateway:create_app_from_environment",
@@ -684,6 +800,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state", required=True, help="JSON file naming the active backend")
     parser.add_argument("--config", default=None,
                         help=f"deployment YAML (default: ${DEPLOYMENT_CONFIG_ENV} or configs/deployment.yaml)")
+    parser.add_argument("--console", action=argparse.BooleanOptionalAction, default=None,
+                        help="mount the analyst console at / (default: as gateway_control set it; else yes)")
+    parser.add_argument("--console-config", default=None, help="the console's YAML (default: configs/console.yaml)")
     args = parser.parse_args(argv)
     logging.config.dictConfig(LOG_CONFIG)
     if SETTINGS_ENV in os.environ and args.config is None:  # given by gateway_control: no config to read
@@ -692,7 +811,11 @@ def main(argv: list[str] | None = None) -> None:
         from fraud_detection.serving.config import load_deployment_config
 
         deployment_file = load_deployment_config(args.config or os.environ.get(DEPLOYMENT_CONFIG_ENV) or None)
-        settings = GatewaySettings.from_config(deployment_file, args.state, supervised=True)
+        settings = GatewaySettings.from_config(deployment_file, args.state, supervised=True, console=True)
+    if args.console is not None:
+        settings = dataclasses.replace(settings, console=args.console)
+    if args.console_config is not None:
+        settings = dataclasses.replace(settings, console_config=args.console_config)
     serve(args.host, args.port, settings)
 
 

@@ -175,11 +175,14 @@ def active_backend(host: str, port: int, files: GatewayPaths | None = None) -> s
 
 
 def ensure_running(host: str, port: int, backend: str, files: GatewayPaths | None = None, timeout: float = 60,
-                   config_path: str | Path | None = None) -> int:
+                   config_path: str | Path | None = None, console: bool = True,
+                   console_config: str | Path | None = None) -> int:
     """Start the gateway (pointing at ``backend``) unless it already runs; returns the supervisor's pid.
 
     ``config_path``: the deployment YAML whose ``gateway:`` and ``service:`` sections apply (default:
-    ``FRAUD_DEPLOYMENT_CONFIG`` or configs/deployment.yaml, as for the service).
+    ``FRAUD_DEPLOYMENT_CONFIG`` or configs/deployment.yaml, as for the service). ``console``: mount the
+    analyst console at ``/`` (its YAML: ``console_config``, default ``FRAUD_CONSOLE_CONFIG`` or
+    configs/console.yaml, validated here so that a bad file stops the start with its message).
     """
     files = files or GatewayPaths.default()
     running = supervisor(files)
@@ -194,7 +197,11 @@ def ensure_running(host: str, port: int, backend: str, files: GatewayPaths | Non
     files.directory.mkdir(parents=True, exist_ok=True)
     # Read (and validated) here, where it is cheap, so the gateway process imports no configuration code.
     deployment_file = load_deployment_config(config_path or os.environ.get(DEPLOYMENT_CONFIG_ENV) or None)
-    settings = GatewaySettings.from_config(deployment_file, files.state)
+    if console:
+        from service.console.config import load_console_config
+
+        load_console_config(console_config)  # a bad console.yaml fails here, naming the field
+    settings = GatewaySettings.from_config(deployment_file, files.state, console=console, console_config=console_config)
     write_state(files.state, backend)
     command = [sys.executable, "-m", PROCESS_TAG, "--host", host, "--port", str(port), "--state", str(files.state)]
     with open(files.log, "ab") as log:

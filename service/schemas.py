@@ -1,5 +1,5 @@
 """The service's request and response documents as pydantic models: the OpenAPI (``/docs.json``,
-Swagger UI at ``/``) shows them; :mod:`fraud_detection.serving.contract` enforces them.
+Swagger UI at ``/`` of a backend, ``/docs`` behind the gateway) shows them; :mod:`fraud_detection.serving.contract` enforces them.
 
 BentoML would validate a request against its pydantic input model and answer a failure with its
 own error layout. The request specs here (:func:`raw_body_spec`) skip that: they hand the endpoint
@@ -16,7 +16,9 @@ from _bentoml_sdk.io_models import IODescriptor, IORootModel
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from fraud_detection.data.schema import RANGES, TRANSACTION_FIELDS
+from fraud_detection.serving import transaction_id as tid
 from fraud_detection.serving.config import ServiceConfig
+from fraud_detection.serving.label_import import DEFAULT_MAX_ITEMS
 
 _EXAMPLE = {name: 0.0 for name in TRANSACTION_FIELDS}
 _EXAMPLE.update({"Time": 40_000.0, "Amount": 59.9})
@@ -37,10 +39,17 @@ def _number(name: str) -> tuple[type, Any]:
     return float, Field(ge=low, le=high, allow_inf_nan=False, strict=True, description=description)
 
 
+_TRANSACTION_ID = Field(
+    None, min_length=1, max_length=tid.MAX_LENGTH, pattern=tid.PATTERN,
+    description=f"the client's id of the transaction ({tid.RULE}); absent: the service assigns one "
+    "(<request_id>:<item>) and returns it. Labels (chargebacks) name transactions by it.",
+)
+
 Transaction = create_model(
     "Transaction",
-    __config__=ConfigDict(extra="forbid", json_schema_extra={"example": _EXAMPLE}),
-    __doc__=f"One card transaction: exactly the fields {', '.join(TRANSACTION_FIELDS)}.",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"example": {**_EXAMPLE, "transaction_id": "TX-2024-000187"}}),
+    __doc__=f"One card transaction: exactly the fields {', '.join(TRANSACTION_FIELDS)}, and optionally transaction_id.",
+    transaction_id=(str | None, _TRANSACTION_ID),
     **{name: _number(name) for name in TRANSACTION_FIELDS},
 )
 
@@ -50,15 +59,19 @@ class Reason(BaseModel):
     contribution: float = Field(description="its contribution to the model's score (log-odds for boosted trees)")
 
 
+_ANSWERED_ID = Field(description="the transaction's id: the one sent, else the one the service assigned")
+
+
 class Prediction(BaseModel):
+    transaction_id: str = _ANSWERED_ID
     fraud_probability: float = Field(ge=0.0, le=1.0, description="calibrated P(fraud)")
     is_fraud: bool = Field(description="fraud_probability >= threshold")
     reasons: list[Reason] = Field(description="the fields that moved the score most, largest first")
 
 
 _REQUEST_ID = Field(
-    description="the service's id of this request (also in X-Service-Request-ID): the prediction log's key, "
-    "under which labels (chargebacks) are recorded"
+    description="the service's id of this request (also in X-Service-Request-ID); a transaction sent without "
+    "an id is known by <request_id>:<item>"
 )
 
 
@@ -76,6 +89,7 @@ class BatchResponse(BaseModel):
 
 
 class ColumnarResponse(BaseModel):
+    transaction_id: list[str] = Field(description="each row's id: the one sent, else the one the service assigned")
     fraud_probability: list[float]
     is_fraud: list[bool]
     reasons: list[list[Reason]] | None = Field(None, description="only when the request sets reasons: true")
@@ -93,6 +107,37 @@ class ModelInfo(BaseModel):
     source: str = Field(description="bentoml:<tag>, or directory (FRAUD_MODEL_DIR)")
     feature_importance: dict[str, float]
     metadata: dict[str, Any]
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transaction_id: str = Field(min_length=1, max_length=tid.MAX_LENGTH, pattern=tid.PATTERN,
+                                description="the id the transaction was scored under")
+    Class: int = Field(ge=0, le=1, description="1 fraud (a chargeback, a confirmed fraud), 0 legitimate")
+    label_time: str | float | None = Field(
+        None, description="when the label became true: ISO 8601 (no zone = UTC) or seconds since the epoch; "
+        "absent = now")
+
+
+class LabelsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "example": {"labels": [{"transaction_id": "TX-2024-000187", "Class": 1, "label_time": "2024-03-04T09:12:00Z"}]}})
+
+    labels: list[Label] = Field(min_length=1, max_length=DEFAULT_MAX_ITEMS,
+                                description=f"1 to {DEFAULT_MAX_ITEMS:,} labels, one per transaction")
+
+
+class LabelsResponse(BaseModel):
+    rows: int = Field(description="labels in the request")
+    written: int = Field(description="labels recorded now (source api)")
+    already_recorded: int = Field(description="labels the store already held (a repeated request changes nothing)")
+    matched: int = Field(description="written labels of a transaction in the prediction log (they carry its model version)")
+    unmatched: int = Field(description="written labels of no logged transaction")
+    conflicting: int = Field(description="written labels that supersede a different label in force")
+    frauds: int
+    conflicts: list[dict[str, Any]] = Field(description="the first few conflicts: transaction_id, before, before_source, after")
+    request_id: str = _REQUEST_ID
 
 
 class ErrorResponse(BaseModel):
@@ -124,7 +169,9 @@ def request_documents(config: ServiceConfig) -> dict[str, type[BaseModel]]:
     columns = create_model(
         "Columns",
         __config__=forbid,
-        __doc__=f"One array per field, all of the same length (1 to {config.max_columnar_rows} rows).",
+        __doc__=f"One array per field, all of the same length (1 to {config.max_columnar_rows} rows), and "
+        "optionally one of transaction ids.",
+        transaction_id=(list[str] | None, Field(None, description=f"one id per row ({tid.RULE}); absent: assigned")),
         **{name: column for name in TRANSACTION_FIELDS},
     )
     columnar = create_model(

@@ -2,10 +2,23 @@
 
 Endpoints (the contract, with curl examples, is ``docs/api.md``):
 
-* ``POST /predict``, ``POST /predict_batch``, ``POST /predict_columnar`` - scoring;
+* ``POST /predict``, ``POST /predict_batch``, ``POST /predict_columnar`` - scoring; each transaction
+  may carry a ``transaction_id``, else the service assigns one
+  (:func:`fraud_detection.serving.transaction_id.assign`); the answer names it, the prediction log keeps it;
+* ``POST /labels`` - true labels (chargebacks, case decisions) by transaction id into the label store;
 * ``GET /model`` - what is served: version, threshold, training metrics, data fingerprint;
 * BentoML's ``/livez`` (answers as soon as the process runs), ``/readyz`` (200 only once a model is
-  loaded), ``/metrics`` (Prometheus) and the Swagger UI at ``/`` (OpenAPI at ``/docs.json``).
+  loaded), ``/metrics`` (Prometheus) and the Swagger UI at ``/`` (OpenAPI at ``/docs.json``); behind
+  the gateway on :3000 the UI is at ``/docs`` (``/`` is the analyst console there).
+
+Why ``POST /labels`` lives here and not in the console mounted in the gateway: it is an API call of
+the same clients as ``/predict`` (a case-management system), so it takes the same API key, body limit,
+request identity, metrics and OpenAPI document as scoring (:class:`service.guard.GuardMiddleware`,
+``/docs.json``), on every replica that serves the API -- with or without a console, which is a page
+application for people with its own sessions and CSRF rules, not an API. The recording is
+:func:`fraud_detection.serving.label_import.record_label_batch`, the checks and store of a file
+import; it runs in a worker thread (it reads the prediction log to match ids and takes the store's
+import lock), never on the event loop that answers ``/predict``.
 
 The model is loaded by a background thread (see :mod:`service.model_store` for where it comes
 from and how its integrity is checked), so the server answers ``/livez`` at once and ``/readyz``
@@ -49,7 +62,10 @@ from fraud_detection.data.schema import TRANSACTION_FIELDS
 from fraud_detection.names import SERVICE_NAME
 from fraud_detection.serving import contract
 from fraud_detection.serving.config import load_deployment_config
+from fraud_detection.serving import label_store as ls
+from fraud_detection.serving import transaction_id as tid
 from fraud_detection.serving.contract import UNAVAILABLE, ContractError, UnscorableError
+from fraud_detection.serving.label_import import DEFAULT_MAX_ITEMS, PredictionIndex, record_label_batch
 from fraud_detection.serving.prediction_log import SYNTHETIC_KEY_ENV, PredictionLog, synthetic_key
 from service.guard import IDENTITY, GuardMiddleware, SecretError, check_secret
 from service.metrics import (
@@ -70,6 +86,8 @@ from service.schemas import (
     BatchResponse,
     ColumnarResponse,
     ErrorResponse,
+    LabelsRequest,
+    LabelsResponse,
     ModelInfo,
     PredictResponse,
     RawBody,
@@ -95,7 +113,9 @@ try:  # fail closed: a key that is set but unusable stops the service, it never 
 except SecretError as error:
     raise ServiceConfigurationError(f"the fraud scoring service refuses to start: {error}") from None
 SCORING_PATHS = ("/predict", "/predict_batch", "/predict_columnar")
-PROTECTED_PATHS = (*SCORING_PATHS, "/model")
+LABELS_PATH = "/labels"
+BODY_PATHS = (*SCORING_PATHS, LABELS_PATH)
+PROTECTED_PATHS = (*BODY_PATHS, "/model")
 # Request metrics are labelled with these paths only (every other path is one label, "other").
 bound_request_metric_paths(
     (*PROTECTED_PATHS, "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"),
@@ -163,6 +183,9 @@ class FraudService:
         self._log_failed_at = -float("inf")  # monotonic time of the last failed prediction-log write
         self._log_problem = ""
         self._stop = threading.Event()
+        self._labels: ls.LabelStore | None = None  # opened at the first POST /labels
+        self._predictions = PredictionIndex(self.recorder.directory)
+        self._labels_lock = threading.Lock()
         self._loader = threading.Thread(target=self._load_until_loaded, name="fraud-model-loader", daemon=True)
         self._loader.start()
 
@@ -206,6 +229,8 @@ class FraudService:
     def _shutdown(self) -> None:
         self._stop.set()
         self.recorder.close()
+        if self._labels is not None:
+            self._labels.close()
 
     def _unavailable(self) -> Response:
         return _json(
@@ -226,8 +251,8 @@ class FraudService:
 
     # ------------------------------------------------------------ scoring
 
-    def _score(self, served: ServedModel, x: np.ndarray, reasons: bool, kind: str):
-        scorer = served.scorer
+    def _score(self, served: ServedModel, request: contract.ScoringRequest, kind: str):
+        scorer, x = served.scorer, request.transactions
         probability = scorer.predict_proba(x)
         try:
             contract.check_scores(probability, _ROW_NAMES[kind])
@@ -237,12 +262,14 @@ class FraudService:
                         len(error.rows), kind)
             raise
         flags = probability >= scorer.threshold
-        why = scorer.contributions(x, top=self.config.top_reasons) if reasons else None
+        why = scorer.contributions(x, top=self.config.top_reasons) if request.reasons else None
         identity = IDENTITY.get()
+        ids = tid.assign(request.transaction_ids, identity.request_id)
         try:
             self.recorder.append_batch(
                 x, probability, flags, model_version=served.version, request_id=identity.request_id,
                 client_request_id=identity.client_request_id, synthetic=identity.synthetic, threshold=scorer.threshold,
+                transaction_ids=ids,
             )
         except OSError as error:
             self._log_failed(error)
@@ -251,7 +278,7 @@ class FraudService:
             log.info("the prediction log takes writes again")
             self._log_problem = ""
         observe_scores(served.version, probability, flags)
-        return probability, flags, why
+        return probability, flags, why, ids
 
     def _log_failed(self, error: OSError) -> None:
         observe_log_write_failure()
@@ -265,41 +292,40 @@ class FraudService:
     async def _handle(self, body: bytes, kind: str, parse, respond) -> Response:
         """Parse (off the event loop for a large body), score (off it for many rows), log, answer.
 
-        ``parse(body)`` -> (transactions, whether to explain them); ``respond(...)`` shapes the answer.
+        ``parse(body)`` -> a :class:`~fraud_detection.serving.contract.ScoringRequest`; ``respond(...)``
+        shapes the answer.
         """
         served = self._served
         if served is None:
             return self._unavailable()
         try:
             if len(body) > _INLINE_BYTES:
-                x, reasons = await anyio.to_thread.run_sync(parse, body)
+                request = await anyio.to_thread.run_sync(parse, body)
             else:
-                x, reasons = parse(body)
-            if len(x) > _INLINE_ROWS:
-                probability, flags, why = await anyio.to_thread.run_sync(self._score, served, x, reasons, kind)
+                request = parse(body)
+            if len(request) > _INLINE_ROWS:
+                probability, flags, why, ids = await anyio.to_thread.run_sync(self._score, served, request, kind)
             else:
-                probability, flags, why = self._score(served, x, reasons, kind)
+                probability, flags, why, ids = self._score(served, request, kind)
         except ContractError as error:
             return _error(error)
         except LogUnavailable:
             return self._log_unavailable()
-        document = respond(probability, flags, why, served.version, served.scorer.threshold)
+        document = respond(probability, flags, why, served.version, served.scorer.threshold, ids)
         document["request_id"] = IDENTITY.get().request_id
         return _json(document)
 
     @bentoml.api(route="/predict", input_spec=raw_body_spec(_DOCUMENTS["predict"]), output_spec=PredictResponse)
     async def predict(self, body: RawBody, /) -> Response:
         """Score one transaction: {"transaction": {"Time": ..., "V1": ..., ..., "V28": ..., "Amount": ...}}."""
-        return await self._handle(
-            body.data, "predict", lambda data: (contract.parse_transaction(data), True), contract.predict_response
-        )
+        return await self._handle(body.data, "predict", contract.parse_transaction, contract.predict_response)
 
     @bentoml.api(route="/predict_batch", input_spec=raw_body_spec(_DOCUMENTS["predict_batch"]), output_spec=BatchResponse)
     async def predict_batch(self, body: RawBody, /) -> Response:
         """Score up to max_batch_size transactions: {"transactions": [{...}, ...]}; predictions in request order."""
         limit = self.config.max_batch_size
         return await self._handle(
-            body.data, "predict_batch", lambda data: (contract.parse_batch(data, limit), True), contract.batch_response
+            body.data, "predict_batch", lambda data: contract.parse_batch(data, limit), contract.batch_response
         )
 
     @bentoml.api(
@@ -309,14 +335,37 @@ class FraudService:
         """Bulk scoring: {"columns": {"Time": [...], "V1": [...], ...}, "reasons": false}; one array per output."""
         limit = self.config.max_columnar_rows
 
-        def parse(data: bytes) -> tuple[np.ndarray, bool]:
-            request = contract.parse_columnar(data, limit)
-            return request.transactions, request.reasons
+        def respond(probability, flags, reasons, version, threshold, ids):
+            return contract.columnar_response(probability, flags, version, threshold, reasons, ids)
 
-        def respond(probability, flags, reasons, version, threshold):
-            return contract.columnar_response(probability, flags, version, threshold, reasons)
+        return await self._handle(body.data, "predict_columnar", lambda data: contract.parse_columnar(data, limit),
+                                  respond)
 
-        return await self._handle(body.data, "predict_columnar", parse, respond)
+    # ------------------------------------------------------------ labels
+
+    @bentoml.api(route=LABELS_PATH, input_spec=raw_body_spec(LabelsRequest), output_spec=LabelsResponse)
+    async def labels(self, body: RawBody, /) -> Response:
+        """True labels by transaction id: {"labels": [{"transaction_id": "...", "Class": 1, "label_time": ...}]}
+        (1 to 1,000); answers what was written, already recorded, matched, unmatched and conflicting."""
+        try:
+            summary = await anyio.to_thread.run_sync(self._record_labels, body.data)
+        except ContractError as error:
+            return _error(error)
+        except OSError as error:  # the store cannot be written: nothing was acknowledged
+            problem = os.strerror(error.errno) if error.errno else type(error).__name__
+            log.error("POST /labels: the label store cannot be written: %s", error)
+            return _json(contract.error_body(f"the label store cannot be written ({problem}): nothing was recorded; "
+                                             "retry later"), UNAVAILABLE, {"Retry-After": "5"})
+        document = summary.to_dict()
+        document.pop("source", None)
+        document["request_id"] = IDENTITY.get().request_id
+        return _json(document)
+
+    def _record_labels(self, body: bytes):
+        with self._labels_lock:  # one import at a time in this process; the store's lock serialises processes
+            if self._labels is None:
+                self._labels = ls.LabelStore()
+            return record_label_batch(body, self._labels, self._predictions, DEFAULT_MAX_ITEMS)
 
     @model_app.get(
         "/model",
@@ -334,7 +383,7 @@ class FraudService:
 FraudService.add_asgi_middleware(
     GuardMiddleware,
     protected_paths=PROTECTED_PATHS,
-    body_paths=SCORING_PATHS,
+    body_paths=BODY_PATHS,
     max_body_bytes=CONFIG.max_body_bytes,
     api_key=API_KEY,
     synthetic_key=SYNTHETIC_KEY,

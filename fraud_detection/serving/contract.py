@@ -3,14 +3,18 @@
 Pure functions on bytes, dicts and numpy arrays (no web framework): the service in ``service/``
 calls them, and they are tested on their own. Requests (``docs/api.md`` has the full contract):
 
-* ``POST /predict``          ``{"transaction": {<field>: number, ...}}``
+* ``POST /predict``          ``{"transaction": {<field>: number, ..., "transaction_id": "..."}}``
 * ``POST /predict_batch``    ``{"transactions": [{...}, ...]}`` (1 to ``max_batch_size`` rows)
-* ``POST /predict_columnar`` ``{"columns": {<field>: [number, ...], ...}, "reasons": false}``
-  (1 to ``max_columnar_rows`` rows)
+* ``POST /predict_columnar`` ``{"columns": {<field>: [number, ...], ..., "transaction_id": ["...", ...]},
+  "reasons": false}`` (1 to ``max_columnar_rows`` rows)
 
 A transaction has exactly the fields of :data:`fraud_detection.data.schema.TRANSACTION_FIELDS`, each a
 JSON number (not a string, boolean or null) within its plausible range,
-:data:`fraud_detection.data.schema.RANGES` (the data gate checks the same ranges). Anything else is a
+:data:`fraud_detection.data.schema.RANGES` (the data gate checks the same ranges), and optionally a
+``transaction_id`` (the rule is :mod:`fraud_detection.serving.transaction_id`'s; two transactions of
+one request may not share one). The parsers return a :class:`ScoringRequest`: the numbers, and the id
+of each row or None where none was sent (the service then assigns one,
+:func:`fraud_detection.serving.transaction_id.assign`). Anything else is a
 :class:`ContractError` carrying the HTTP status and a message naming the place, e.g.
 ``transactions[3].Amount: -5.0 is negative``:
 
@@ -29,7 +33,8 @@ infinity). Only when a check fails does a slower pass walk the rows to name the 
 
 Duplicate keys: orjson, like Python's json, keeps the last of two equal keys without a word, and no
 JSON parser the project uses reports them, so this is written here. A valid document holds no strings
-but its keys, so its text has exactly two quote characters per key it parsed to; more quotes mean a key
+but its keys and its transaction ids (whose rule admits no quote), so its text has exactly two quote
+characters per key and per id it parsed to; more quotes mean a key
 written twice in one object, which is refused, named by counting each expected key's occurrences in
 the text (a key spelled with escapes is refused without its name). A body refused for another reason
 is also searched for a duplicate (to name that first) when it is at most :data:`DUPLICATE_SCAN_BYTES`:
@@ -51,6 +56,8 @@ import numpy as np
 import orjson
 
 from fraud_detection.data.schema import RANGES, TRANSACTION_FIELDS
+from fraud_detection.serving import transaction_id as tid
+from fraud_detection.serving.transaction_id import TRANSACTION_ID
 
 BAD_REQUEST = 400
 UNAUTHORIZED = 401
@@ -59,6 +66,7 @@ UNPROCESSABLE = 422
 UNAVAILABLE = 503
 
 FIELD_SET = frozenset(TRANSACTION_FIELDS)
+FIELD_SET_WITH_ID = FIELD_SET | {TRANSACTION_ID}
 N_FIELDS = len(TRANSACTION_FIELDS)
 _EACH_FIELD = {name: 1 for name in TRANSACTION_FIELDS}
 # Exact types only: bool is a subclass of int in Python, and `true` is not an amount.
@@ -67,6 +75,7 @@ _values_in_order = operator.itemgetter(*TRANSACTION_FIELDS)
 _LOW = np.array([RANGES[name][0] for name in TRANSACTION_FIELDS], dtype=np.float64)
 _HIGH = np.array([RANGES[name][1] for name in TRANSACTION_FIELDS], dtype=np.float64)
 _FIELDS_TEXT = f"{TRANSACTION_FIELDS[0]}, {TRANSACTION_FIELDS[1]}..{TRANSACTION_FIELDS[-2]}, {TRANSACTION_FIELDS[-1]}"
+_FIELDS_AND_ID_TEXT = f"{_FIELDS_TEXT} (and optionally {TRANSACTION_ID})"
 # A client's X-Request-ID is echoed (and logged) only if it is short printable ASCII.
 _REQUEST_ID = re.compile(r"[!-~]{1,128}")
 # Bounds of what an error message repeats from the request.
@@ -169,15 +178,15 @@ def _refuse_duplicate_keys(body: bytes) -> None:
 
 
 def _checked(body: bytes, parse):
-    """``parse()`` -> (result, how many times each key occurs in the valid document), refusing
-    duplicate keys (module doc)."""
+    """``parse()`` -> (result, how many times each key occurs in the valid document, how many string
+    values it holds), refusing duplicate keys (module doc)."""
     try:
-        result, counts = parse()
+        result, counts, strings = parse()
     except ContractError as error:
         if error.status == UNPROCESSABLE and len(body) <= DUPLICATE_SCAN_BYTES:
             _refuse_duplicate_keys(body)
         raise
-    if body.count(b'"') != 2 * sum(counts.values()):
+    if body.count(b'"') != 2 * (sum(counts.values()) + strings):
         if len(body) <= DUPLICATE_SCAN_BYTES:
             _refuse_duplicate_keys(body)
         for key, expected in counts.items():
@@ -187,42 +196,62 @@ def _checked(body: bytes, parse):
     return result
 
 
-def parse_transaction(body: bytes) -> np.ndarray:
-    """``POST /predict``: the transaction as a float64 array of shape (1, 30)."""
+@dataclass(frozen=True)
+class ScoringRequest:
+    """A checked scoring request: the transactions, the id each was sent with (None: none), reasons wanted."""
 
-    def parse() -> tuple[np.ndarray, dict[str, int]]:
+    transactions: np.ndarray  # (n, 30) in TRANSACTION_FIELDS order
+    transaction_ids: tuple[str | None, ...]
+    reasons: bool = True
+
+    def __len__(self) -> int:
+        return len(self.transactions)
+
+    @property
+    def given_ids(self) -> int:
+        return sum(value is not None for value in self.transaction_ids)
+
+
+ColumnarRequest = ScoringRequest  # the name of phase 1, when only the columnar request had a class
+
+
+def parse_transaction(body: bytes) -> ScoringRequest:
+    """``POST /predict``: one transaction (``transactions`` of shape (1, 30))."""
+
+    def parse() -> tuple[ScoringRequest, dict[str, int], int]:
         document = _object(parse_json(body), ["transaction"])
-        return transactions_to_array([document["transaction"]], lambda i: "transaction"), {"transaction": 1, **_EACH_FIELD}
+        x, ids = transactions_to_array([document["transaction"]], lambda i: "transaction")
+        request = ScoringRequest(x, ids)
+        return request, {"transaction": 1, **_EACH_FIELD, TRANSACTION_ID: request.given_ids}, request.given_ids
 
     return _checked(body, parse)
 
 
-def parse_batch(body: bytes, max_rows: int) -> np.ndarray:
-    """``POST /predict_batch``: the transactions as a float64 array of shape (n, 30), 1 <= n <= max_rows."""
+def parse_batch(body: bytes, max_rows: int) -> ScoringRequest:
+    """``POST /predict_batch``: the transactions (shape (n, 30)), 1 <= n <= max_rows."""
 
-    def parse() -> tuple[np.ndarray, dict[str, int]]:
+    def parse() -> tuple[ScoringRequest, dict[str, int], int]:
         rows = _object(parse_json(body), ["transactions"])["transactions"]
         if not isinstance(rows, list):
             raise ContractError(f"transactions must be an array of transaction objects, got {_json_type(rows)}")
         _check_count("transactions", len(rows), max_rows, "transactions")
-        x = transactions_to_array(rows, lambda i: f"transactions[{i}]")
-        return x, {"transactions": 1, **{name: len(rows) for name in TRANSACTION_FIELDS}}
+        x, ids = transactions_to_array(rows, lambda i: f"transactions[{i}]")
+        request = ScoringRequest(x, ids)
+        counts = {"transactions": 1, **{name: len(rows) for name in TRANSACTION_FIELDS}, TRANSACTION_ID: request.given_ids}
+        return request, counts, request.given_ids
 
     return _checked(body, parse)
 
 
-@dataclass(frozen=True)
-class ColumnarRequest:
-    transactions: np.ndarray  # (n, 30) in TRANSACTION_FIELDS order
-    reasons: bool
+def parse_columnar(body: bytes, max_rows: int) -> ScoringRequest:
+    """``POST /predict_columnar``: one array of numbers per field, all of the same length, and
+    optionally ``columns.transaction_id``, an array of as many ids."""
 
-
-def parse_columnar(body: bytes, max_rows: int) -> ColumnarRequest:
-    """``POST /predict_columnar``: one array of numbers per field, all of the same length."""
-
-    def parse() -> tuple[ColumnarRequest, dict[str, int]]:
+    def parse() -> tuple[ScoringRequest, dict[str, int], int]:
         document = _object(parse_json(body), ["columns"], ["reasons"])
-        return _columnar(document, max_rows), {**{key: 1 for key in document}, **_EACH_FIELD}
+        request = _columnar(document, max_rows)
+        with_ids = int(request.given_ids > 0)
+        return request, {**{key: 1 for key in document}, **_EACH_FIELD, TRANSACTION_ID: with_ids}, request.given_ids
 
     return _checked(body, parse)
 
@@ -235,6 +264,9 @@ def _columnar(document: dict[str, Any], max_rows: int) -> ColumnarRequest:
     if not isinstance(columns, dict):
         raise ContractError(f"columns must be an object of one array per field ({_FIELDS_TEXT}), got {_json_type(columns)}")
     _check_fields(columns, "columns")
+    ids_column = columns.get(TRANSACTION_ID)
+    if TRANSACTION_ID in columns and not isinstance(ids_column, list):
+        raise ContractError(f"columns.{TRANSACTION_ID} must be an array of transaction ids, got {_json_type(ids_column)}")
     lengths = {}
     for name in TRANSACTION_FIELDS:
         values = columns[name]
@@ -246,6 +278,11 @@ def _columnar(document: dict[str, Any], max_rows: int) -> ColumnarRequest:
         if length != lengths[first]:
             raise ContractError(f"columns.{name} has {length} values but columns.{first} has {lengths[first]}: every column needs one value per row")
     _check_count("columns", lengths[first], max_rows, "rows")
+    if ids_column is not None and len(ids_column) != lengths[first]:
+        raise ContractError(f"columns.{TRANSACTION_ID} has {len(ids_column)} values but columns.{first} has "
+                            f"{lengths[first]}: every column needs one value per row")
+    ids = (None,) * lengths[first] if ids_column is None else _checked_ids(
+        ids_column, lambda i: f"columns.{TRANSACTION_ID}[{i}]", lambda i: f"columns.{TRANSACTION_ID}[{i}]")
     values = [columns[name] for name in TRANSACTION_FIELDS]
     # Column by column: a parse in a worker thread holds the GIL through each C call, so no single
     # call may take long (the event loop waits for it).
@@ -255,7 +292,7 @@ def _columnar(document: dict[str, Any], max_rows: int) -> ColumnarRequest:
         except OverflowError:
             x = None
         if x is not None and _numbers_ok(x):
-            return ColumnarRequest(x, reasons)
+            return ScoringRequest(x, ids, reasons)
     # Something is wrong: find the first offending value, column by column (vectorised where the
     # column holds numbers only, so a large hostile body costs about what a valid one does).
     for name, column in zip(TRANSACTION_FIELDS, values, strict=True):
@@ -285,20 +322,51 @@ def _check_count(what: str, n: int, maximum: int, unit: str) -> None:
         )
 
 
-def transactions_to_array(rows: Sequence[Any], where) -> np.ndarray:
-    """Transaction objects -> float64 array (n, 30); ``where(i)`` names row i in error messages."""
+def transactions_to_array(rows: Sequence[Any], where) -> tuple[np.ndarray, tuple[str | None, ...]]:
+    """Transaction objects -> (float64 array (n, 30), each row's transaction id or None); ``where(i)``
+    names row i in error messages."""
     try:
-        if all(type(row) is dict and row.keys() == FIELD_SET for row in rows):
+        if all(type(row) is dict and (row.keys() == FIELD_SET or row.keys() == FIELD_SET_WITH_ID) for row in rows):
             values = [_values_in_order(row) for row in rows]
             if set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
                 x = np.array(values, dtype=np.float64)
                 if _numbers_ok(x):
-                    return x
+                    ids = [row.get(TRANSACTION_ID, _ABSENT) for row in rows]
+                    return x, _checked_ids(ids, lambda i: f"{where(i)}.{TRANSACTION_ID}", where)
     except OverflowError:
         pass  # an integer beyond float range: located below
     for i, row in enumerate(rows):
         _check_row(row, lambda: where(i))
-    raise AssertionError("a transaction check failed but no row was found at fault")  # pragma: no cover
+    ids = [row.get(TRANSACTION_ID, _ABSENT) for row in rows]
+    return np.array([_values_in_order(row) for row in rows], dtype=np.float64), _checked_ids(
+        ids, lambda i: f"{where(i)}.{TRANSACTION_ID}", where)
+
+
+_ABSENT = object()
+
+
+def _checked_ids(values: Sequence[Any], where, row) -> tuple[str | None, ...]:
+    """Each value a transaction id (or absent: None), no id twice in one request; ``where(i)`` names
+    value i, ``row(i)`` its transaction."""
+    if all(value is _ABSENT for value in values):
+        return (None,) * len(values)
+    seen: dict[str, int] = {}
+    out: list[str | None] = []
+    for i, value in enumerate(values):
+        if value is _ABSENT:
+            out.append(None)
+            continue
+        if not tid.is_valid(value):
+            try:
+                tid.check(value, where(i))
+            except ValueError as error:
+                raise ContractError(str(error)) from None
+        if value in seen:
+            raise ContractError(f"{where(i)}: {value!r} is also the id of {row(seen[value])}: "
+                                "each transaction of a request needs its own id")
+        seen[value] = i
+        out.append(value)
+    return tuple(out)
 
 
 def _numbers_ok(x: np.ndarray) -> bool:
@@ -310,9 +378,9 @@ def _check_fields(mapping: Mapping[str, Any], where: str) -> None:
     missing = [name for name in TRANSACTION_FIELDS if name not in mapping]
     if missing:
         raise ContractError(f"{where}: missing field(s) {', '.join(missing)}")
-    unknown = sorted(set(mapping) - FIELD_SET)
+    unknown = sorted(set(mapping) - FIELD_SET_WITH_ID)
     if unknown:
-        raise ContractError(f"{where}: unknown field(s) {_names(unknown)}; a transaction has exactly {_FIELDS_TEXT}")
+        raise ContractError(f"{where}: unknown field(s) {_names(unknown)}; a transaction has exactly {_FIELDS_AND_ID_TEXT}")
 
 
 def _check_row(row: Any, where) -> None:
@@ -407,10 +475,12 @@ def prediction(probability: float, is_fraud: bool, reasons: Sequence[tuple[str, 
 
 
 def predict_response(
-    probability: np.ndarray, is_fraud: np.ndarray, reasons: Reasons, model_version: str, threshold: float
+    probability: np.ndarray, is_fraud: np.ndarray, reasons: Reasons, model_version: str, threshold: float,
+    transaction_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """``POST /predict``: the single row's prediction with the model's version and threshold."""
+    """``POST /predict``: the single row's prediction (and transaction id) with the model's version and threshold."""
     return {
+        **({TRANSACTION_ID: transaction_ids[0]} if transaction_ids is not None else {}),
         **prediction(probability[0], is_fraud[0], reasons[0]),
         "model_version": model_version,
         "threshold": float(threshold),
@@ -418,24 +488,34 @@ def predict_response(
 
 
 def batch_response(
-    probability: np.ndarray, is_fraud: np.ndarray, reasons: Reasons, model_version: str, threshold: float
+    probability: np.ndarray, is_fraud: np.ndarray, reasons: Reasons, model_version: str, threshold: float,
+    transaction_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """``POST /predict_batch``: one prediction per transaction, in request order."""
-    return {
-        "predictions": [
+    """``POST /predict_batch``: one prediction per transaction (with its transaction id), in request order."""
+    if transaction_ids is None:
+        predictions = [
             {"fraud_probability": p, "is_fraud": f, "reasons": _reasons(r)}
             for p, f, r in zip(probability.tolist(), is_fraud.tolist(), reasons, strict=True)
-        ],
+        ]
+    else:
+        predictions = [
+            {TRANSACTION_ID: t, "fraud_probability": p, "is_fraud": f, "reasons": _reasons(r)}
+            for t, p, f, r in zip(transaction_ids, probability.tolist(), is_fraud.tolist(), reasons, strict=True)
+        ]
+    return {
+        "predictions": predictions,
         "model_version": model_version,
         "threshold": float(threshold),
     }
 
 
 def columnar_response(
-    probability: np.ndarray, is_fraud: np.ndarray, model_version: str, threshold: float, reasons: Reasons | None = None
+    probability: np.ndarray, is_fraud: np.ndarray, model_version: str, threshold: float, reasons: Reasons | None = None,
+    transaction_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """``POST /predict_columnar``: one array per output, row i of each belongs to row i of the request."""
     response: dict[str, Any] = {
+        **({TRANSACTION_ID: list(transaction_ids)} if transaction_ids is not None else {}),
         "fraud_probability": probability.tolist(),
         "is_fraud": is_fraud.tolist(),
         "model_version": model_version,

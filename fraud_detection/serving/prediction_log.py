@@ -4,7 +4,14 @@ Each row holds the transaction's fields (``schema.TRANSACTION_FIELDS``), the cal
 ``fraud_probability``, the decision ``is_fraud`` and the ``threshold`` that made it, the
 ``model_version``, the ``request_id`` with the row's position ``item`` in that request (0 for a
 single prediction; a batch request's rows are 0, 1, ...), ``logged_at`` (seconds since the
-epoch, when the row was logged), ``client_request_id`` and ``synthetic``.
+epoch, when the row was logged), ``client_request_id``, ``synthetic`` and ``transaction_id``.
+
+Transaction identity: ``transaction_id`` is the id the client sent with the transaction, or the one
+the service assigned and returned (:func:`fraud_detection.serving.transaction_id.assign`); labels
+join predictions on it. It was added last, with the default "": segments written before it read
+as "" there, and readers that need an id for such rows derive it
+(:func:`fraud_detection.serving.transaction_id.with_transaction_ids`), by the same rule the
+service assigns ids with.
 
 Request identity: ``request_id`` is the id the *service* gave the request (unique per request; the
 key labels join on, :mod:`fraud_detection.serving.label_store`); ``client_request_id`` is the
@@ -51,6 +58,7 @@ import pyarrow.compute as pc
 
 from fraud_detection import paths
 from fraud_detection.data.schema import TRANSACTION_FIELDS
+from fraud_detection.serving.transaction_id import TRANSACTION_ID
 from fraud_detection.serving.append_log import (
     AppendLog,
     Column,
@@ -107,6 +115,7 @@ _COLUMNS: tuple[Column, ...] = (
     # Added later, so last, with the value segments written before them read as.
     Column(CLIENT_REQUEST_ID, "str", default=""),
     Column(SYNTHETIC, "bool", default=False),
+    Column(TRANSACTION_ID, "str", default=""),
 )
 # What a reader gets besides the transaction fields, in this order.
 PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -119,6 +128,7 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     LOGGED_AT,
     CLIENT_REQUEST_ID,
     SYNTHETIC,
+    TRANSACTION_ID,
 )
 COLUMNS: tuple[str, ...] = (*TRANSACTION_FIELDS, *PREDICTION_COLUMNS)
 
@@ -278,6 +288,7 @@ class PredictionLog:
         item: int = 0,
         client_request_id: str = "",
         synthetic: bool = False,
+        transaction_id: str = "",
     ) -> None:
         """Log one scored transaction; when this returns the row is in the OS (see the module doc).
 
@@ -294,6 +305,8 @@ class PredictionLog:
                 b",",
                 encode_str(request_id, REQUEST_ID),
                 _identity_tail(client_request_id, synthetic),
+                encode_str(transaction_id, TRANSACTION_ID),
+                b"\n",
             )
         )
         self._log.append_lines(line)
@@ -310,20 +323,24 @@ class PredictionLog:
         items: Sequence[int] | np.ndarray | None = None,
         client_request_id: str = "",
         synthetic: bool = False,
+        transaction_ids: Sequence[str] | None = None,
     ) -> None:
         """Log a batch in one write: all rows are acknowledged together, or none is.
 
         ``transactions``: a ``(rows, 30)`` array in ``TRANSACTION_FIELDS`` order, a DataFrame with
         those columns, or a sequence of mappings/rows. ``request_id``: one id for the whole batch
         (rows get ``item`` 0, 1, ... unless ``items`` says otherwise) or one id per row;
-        ``client_request_id`` and ``synthetic`` hold for every row.
+        ``client_request_id`` and ``synthetic`` hold for every row; ``transaction_ids``, one per row
+        (None: "" for every row, read back as the derived id).
         """
         rows = _transaction_matrix(transactions)
         n = len(rows)
         probabilities = np.asarray(fraud_probability, dtype=float).reshape(-1).tolist()
         decisions = np.asarray(is_fraud, dtype=bool).reshape(-1).tolist()
         item_list = list(range(n)) if items is None else np.asarray(items, dtype=np.int64).reshape(-1).tolist()
-        for name, values in (("fraud_probability", probabilities), ("is_fraud", decisions), ("items", item_list)):
+        ids = [""] * n if transaction_ids is None else list(transaction_ids)
+        for name, values in (("fraud_probability", probabilities), ("is_fraud", decisions), ("items", item_list),
+                             ("transaction_ids", ids)):
             if len(values) != n:
                 raise ValueError(f"{name} has {len(values)} values for {n} transactions")
         if n == 0:
@@ -341,12 +358,14 @@ class PredictionLog:
             ]
         threshold, logged_at = float(threshold), time.time()
         parts = []
-        for row, p, d, it, tail in zip(rows, probabilities, decisions, item_list, tails, strict=True):
+        for row, p, d, it, tail, transaction in zip(rows, probabilities, decisions, item_list, tails, ids, strict=True):
             if len(row) != _N_FIELDS:
                 raise ValueError(f"a transaction row has {len(row)} values; expected {_N_FIELDS}")
             row += (p, d, threshold, it, logged_at)
             parts.append(_dump_numbers(row))
             parts.append(tail)
+            parts.append(encode_str(transaction, TRANSACTION_ID) if transaction else b"")
+            parts.append(b"\n")
         self._log.append_lines(b"".join(parts))
 
     @property
@@ -370,7 +389,7 @@ class PredictionLog:
 def _identity_tail(client_request_id: str, synthetic: bool) -> bytes:
     if type(synthetic) is not bool:
         raise ValueError(f"synthetic must be true or false, got {synthetic!r}")
-    return b"," + encode_str(client_request_id, CLIENT_REQUEST_ID) + (b",true\n" if synthetic else b",false\n")
+    return b"," + encode_str(client_request_id, CLIENT_REQUEST_ID) + (b",true," if synthetic else b",false,")
 
 
 def _dump_numbers(values: list) -> bytes:

@@ -13,6 +13,11 @@ quoting, so no reader or page ever has to escape it.
 :func:`derived_id` names a transaction that was logged without an id of its own (prediction-log
 rows written before the log had a ``transaction_id`` column): its request id and its position in
 the request, ``<request_id>:<item>``. :func:`with_transaction_ids` gives such a frame the column.
+
+:func:`assign` is the one rule for a transaction scored without an id: the service gives it the same
+derived id, ``<service request id>:<item>``, and returns it. So a row logged without an id and a row
+the service named are known by the same name, old segments and new, and the id costs nothing to make
+(the service's request id is already unique: 32 hex digits).
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ import pandas as pd
 
 __all__ = [
     "MAX_LENGTH",
+    "PATTERN",
+    "RULE",
     "TRANSACTION_ID",
+    "assign",
     "check",
     "derived_id",
     "is_valid",
@@ -35,6 +43,7 @@ __all__ = [
 TRANSACTION_ID = "transaction_id"
 MAX_LENGTH = 64
 _PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}" % (MAX_LENGTH - 1))
+PATTERN = _PATTERN.pattern  # the rule as a regular expression (the OpenAPI document shows it)
 RULE = f"1 to {MAX_LENGTH} characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 
 
@@ -66,6 +75,15 @@ def new_id() -> str:
 def derived_id(request_id: str, item: int) -> str:
     """The id of a transaction logged without one: its request id and its position in the request."""
     return f"{request_id}:{int(item)}"
+
+
+def assign(given: "list[str | None] | tuple[str | None, ...]", request_id: str) -> list[str]:
+    """The id of each transaction of a request: the one it was sent with, else :func:`derived_id`.
+
+    ``given`` holds checked ids (None where the client sent none); ``request_id`` is the service's
+    own id of the request.
+    """
+    return [value if value is not None else derived_id(request_id, item) for item, value in enumerate(given)]
 
 
 def with_transaction_ids(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -1,19 +1,19 @@
-"""The console as users meet it: a real scoring service, real stores, the console served by uvicorn, and
-a real browser (Debian's chromium, driven by Playwright).
+"""The console as users meet it: a real scoring service, real stores, the console mounted in the real
+gateway (the front door on :3000 in production, here on a free port), and a real browser (Debian's
+chromium, driven by Playwright).
 
 One world per test session: the service (``bentoml serve`` with a small real model), a day of traffic
-it scored (its prediction log), the model card the deployment would write (from a real evaluation
+it scored (its prediction log; half of the payments carry the issuer's own transaction id, the others
+get the one the service assigns), the model card the deployment would write (from a real evaluation
 report), a monitoring decision and Evidently report made by the monitoring code on drifted data,
-and the console (``python -m service.console serve``) configured with three users.
+and the gateway (``service.gateway_control.ensure_running``, as the deployment starts it) with the
+console configured with three users. The console scores through that same gateway.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from fraud_detection.data import schema
 from fraud_detection.paths import PROJECT_ROOT
 from fraud_detection.simulation import synthetic
 from fraud_detection.training.evaluation import evaluate
+from service import gateway_control
 from service.console.auth import hash_password
 from service.console.model_card import build_card, version_record, write_card
 from testkit.ports import free_port
@@ -59,9 +60,14 @@ class World:
 
 
 def _send_traffic(url: str, rows: np.ndarray) -> None:
-    """Real payments through the service's API, in batches, as a payment system would send them."""
+    """Real payments through the API, in batches, as a payment system would send them: every other one
+    with the issuer's transaction id, the others named by the service."""
     for start in range(0, len(rows), 100):
-        response = httpx.post(url + "/predict_batch", json={"transactions": transaction_dicts(rows[start:start + 100])},
+        transactions = transaction_dicts(rows[start:start + 100])
+        for i, transaction in enumerate(transactions):
+            if (start + i) % 2 == 0:
+                transaction["transaction_id"] = f"PAY-{start + i:05d}"
+        response = httpx.post(url + "/predict_batch", json={"transactions": transactions},
                               headers={"X-Request-ID": uuid.uuid4().hex}, timeout=30)
         response.raise_for_status()
 
@@ -121,11 +127,9 @@ def _monitoring_decision(reports: Path, quick) -> None:
         time.sleep(0.05)  # the later run is the newer file
 
 
-def _wait(url: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+def _wait(url: str, log: Path, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the console exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
             if httpx.get(url + "/signin", timeout=2).status_code == 200:
                 return
@@ -148,42 +152,33 @@ def world(tmp_path_factory):
         log_dir=root / "service-logs",
         timeout=300,  # a shared machine under load starts BentoML slowly
     )
-    console = None
+    files = gateway_control.GatewayPaths(root / "gateway")
     try:
         # Later payments of the same kind: every fraud among them and many ordinary ones go to the service.
         later = synthetic.generate(30_000, seed=9).frame
         fields = list(schema.TRANSACTION_FIELDS)
         frauds = later.loc[later[schema.LABEL] == 1, fields].to_numpy()
         ordinary = later.loc[later[schema.LABEL] == 0, fields].to_numpy()[:900]
-        _send_traffic(service.url, np.concatenate([ordinary[:450], frauds, ordinary[450:]]))
-
-        reports = paths.reports_dir() / "monitoring"
-        _monitoring_decision(reports, quick)
-        card = _model_card(root, quick, later, "v2")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
         config = root / "console.yaml"
         config.write_text(yaml.safe_dump({"console": {
-            "service_url": service.url,
-            "prediction_log": str(log_dir), "label_store": str(label_dir), "model_card": str(card),
+            "prediction_log": str(log_dir), "label_store": str(label_dir), "model_card": str(root / "model_card.json"),
             "state": str(root / "console-state"),
             "sign_in": {"max_failures": 3, "window_minutes": 0.5},
             "queue": {"audit_sample_rate": 0.02, "page_size": 25},
             "users": [{"name": n, "role": ROLES[n], "password_hash": hash_password(p)} for n, p in PASSWORDS.items()],
         }}))
-        port = free_port()
-        console_log = root / "console.log"
-        with open(console_log, "wb") as out:
-            console = subprocess.Popen(
-                [sys.executable, "-m", "service.console", "serve", "--port", str(port), "--config", str(config)],
-                cwd=PROJECT_ROOT, env={**os.environ, "FRAUD_API_KEY": ""}, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        url = f"http://127.0.0.1:{port}"
-        _wait(url, console, console_log)
+        gateway_control.ensure_running("127.0.0.1", port, service.url, files, timeout=180, console_config=config)
+        _wait(url, files.log)
+        _send_traffic(url, np.concatenate([ordinary[:450], frauds, ordinary[450:]]))  # through the front door
+
+        reports = paths.reports_dir() / "monitoring"
+        _monitoring_decision(reports, quick)
+        _model_card(root, quick, later, "v2")
         yield World(root, service.url, url, log_dir, label_dir, root / "console-state", "v2", reports)
     finally:
-        if console is not None and console.poll() is None:
-            os.killpg(console.pid, signal.SIGTERM)
-            console.wait(timeout=15)
+        gateway_control.stop(files)
         service.stop()
 
 

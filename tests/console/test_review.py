@@ -41,8 +41,7 @@ def world(tmp_path):
         log.append_batch(data.frame[FIELDS].iloc[300:], probability[300:], flagged[300:], model_version="v2",
                          request_id="batch-2", threshold=0.9)
         log.append_batch(data.frame[FIELDS].iloc[:5], [0.99] * 5, [True] * 5, model_version="v2",
-                         request_id="batch-3", client_request_id=synthetic_request_id("smoke"), threshold=0.9,
-                         synthetic=True)  # the system's own requests, not payments
+                         request_id=synthetic_request_id("smoke"), threshold=0.9, synthetic=True)  # not payments
     return tmp_path, ConsoleState(tmp_path / "state"), LabelStore(tmp_path / "labels")
 
 

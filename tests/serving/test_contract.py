@@ -46,19 +46,21 @@ def rejected(function, raw: bytes, *args) -> ContractError:
 
 
 def test_single_transaction_parses_in_field_order():
-    x = contract.parse_transaction(body({"transaction": tx(4)}))
+    request = contract.parse_transaction(body({"transaction": tx(4)}))
+    x = request.transactions
+    assert request.transaction_ids == (None,) and request.reasons is True
     assert x.shape == (1, len(TRANSACTION_FIELDS)) and x.dtype == np.float64
     np.testing.assert_array_equal(x[0], X[4])
 
 
 def test_integers_are_numbers_and_field_order_in_the_body_does_not_matter():
     row = {name: 1 for name in reversed(TRANSACTION_FIELDS)}
-    x = contract.parse_transaction(body({"transaction": row}))
+    x = contract.parse_transaction(body({"transaction": row})).transactions
     np.testing.assert_array_equal(x, np.ones((1, len(TRANSACTION_FIELDS))))
 
 
 def test_batch_keeps_request_order():
-    x = contract.parse_batch(body({"transactions": [tx(i) for i in range(10)]}), 10)
+    x = contract.parse_batch(body({"transactions": [tx(i) for i in range(10)]}), 10).transactions
     np.testing.assert_array_equal(x, X[:10])
 
 
@@ -68,6 +70,66 @@ def test_columnar_equals_row_form():
     np.testing.assert_array_equal(request.transactions, X)
     assert request.reasons is True
     assert contract.parse_columnar(body({"columns": columns}), 100).reasons is False
+
+
+# ------------------------------------------------------------------ transaction ids
+
+
+def test_transaction_ids_are_optional_per_row_in_every_form():
+    single = contract.parse_transaction(body({"transaction": tx(1, transaction_id="TX-2024-000187")}))
+    assert single.transaction_ids == ("TX-2024-000187",)
+    np.testing.assert_array_equal(single.transactions[0], X[1])
+    rows = [tx(0, transaction_id="a.1"), tx(1), tx(2, transaction_id="Amount")]  # an id may read like a field name
+    batch = contract.parse_batch(body({"transactions": rows}), 10)
+    assert batch.transaction_ids == ("a.1", None, "Amount")
+    np.testing.assert_array_equal(batch.transactions, X[:3])
+    columns = {name: X[:3, j].tolist() for j, name in enumerate(TRANSACTION_FIELDS)}
+    columnar = contract.parse_columnar(body({"columns": {**columns, "transaction_id": ["c:0", "c:1", "c-2"]}}), 10)
+    assert columnar.transaction_ids == ("c:0", "c:1", "c-2") and len(columnar) == 3
+    assert contract.parse_columnar(body({"columns": columns}), 10).transaction_ids == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("", "is empty"), ("x" * 65, "65 characters long"), ("has space", "not a transaction id"), (12, "must be a string"),
+     (None, "got null"), ("-starts-with-dash", "not a transaction id"), ('quo"te', "not a transaction id")],
+)
+def test_a_bad_transaction_id_is_a_422_naming_the_item(value, words):
+    error = rejected(contract.parse_batch, body({"transactions": [tx(0), tx(1, transaction_id=value)]}), 10)
+    assert error.status == 422 and error.message.startswith("transactions[1].transaction_id: ") and words in error.message
+    single = rejected(contract.parse_transaction, body({"transaction": tx(0, transaction_id=value)}))
+    assert single.message.startswith("transaction.transaction_id: ")
+    columns = {name: X[:2, j].tolist() for j, name in enumerate(TRANSACTION_FIELDS)}
+    columnar = rejected(contract.parse_columnar, body({"columns": {**columns, "transaction_id": ["ok", value]}}), 10)
+    assert columnar.message.startswith("columns.transaction_id[1]: ")
+
+
+def test_two_transactions_of_one_request_cannot_share_an_id():
+    error = rejected(contract.parse_batch, body({"transactions": [tx(0, transaction_id="T1"), tx(1),
+                                                                   tx(2, transaction_id="T1")]}), 10)
+    assert error.message.startswith("transactions[2].transaction_id: 'T1' is also the id of transactions[0]")
+    columns = {name: X[:2, j].tolist() for j, name in enumerate(TRANSACTION_FIELDS)}
+    wrong_length = rejected(contract.parse_columnar, body({"columns": {**columns, "transaction_id": ["a"]}}), 10)
+    assert "columns.transaction_id has 1 values" in wrong_length.message
+    not_a_list = rejected(contract.parse_columnar, body({"columns": {**columns, "transaction_id": "a"}}), 10)
+    assert "columns.transaction_id must be an array" in not_a_list.message
+
+
+def test_a_transaction_id_sent_twice_in_one_object_is_refused():
+    raw = body({"transaction": tx(0, transaction_id="A1")}).replace(b'"transaction_id": "A1"',
+                                                                   b'"transaction_id": "A1", "transaction_id": "B2"')
+    assert "duplicate key 'transaction_id'" in rejected(contract.parse_transaction, raw).message
+
+
+def test_responses_echo_the_transaction_ids():
+    probability = np.array([0.9, 0.1])
+    flags = probability >= 0.5
+    reasons = [[("V14", -2.5)], [("V1", 0.1)]]
+    ids = ["TX-1", "r:1"]
+    assert contract.predict_response(probability[:1], flags[:1], reasons[:1], "v7", 0.5, ids[:1])["transaction_id"] == "TX-1"
+    batch = contract.batch_response(probability, flags, reasons, "v7", 0.5, ids)
+    assert [p["transaction_id"] for p in batch["predictions"]] == ids
+    assert contract.columnar_response(probability, flags, "v7", 0.5, None, ids)["transaction_id"] == ids
 
 
 # ------------------------------------------------------------------ rejected requests
@@ -255,7 +317,7 @@ def test_the_data_gate_and_the_service_refuse_the_same_values(field, value):
     # The bounds themselves are inside.
     low, high = RANGES[field]
     for edge in (low, high):
-        assert contract.parse_transaction(body({"transaction": tx(0, **{field: edge})}))[0][
+        assert contract.parse_transaction(body({"transaction": tx(0, **{field: edge})})).transactions[0][
             TRANSACTION_FIELDS.index(field)] == edge
         frame.loc[7, field] = edge
         assert validate_transactions(frame).passed

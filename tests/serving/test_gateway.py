@@ -1,6 +1,7 @@
 """The gateway in front of real BentoML backends (``bentoml serve`` on free loopback ports).
 
 * forwarding: body, status, the backend's JSON errors and ``X-Request-ID`` pass through;
+* the console mounted at ``/`` (its pages, assets and sign-in), Swagger at ``/docs``, the API beside it;
 * the hostile-client contract (:mod:`testkit.hostile`), case by case, against the gateway and
   against a backend directly -- the backend lacks the gateway's timeouts and strict parsing:
   those cases are strict xfails against a bare backend;
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -89,10 +91,20 @@ def blue(models, config_file, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gateway(blue, config_file, tmp_path_factory):
+def console_file(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("console")
+    path = root / "console.yaml"
+    path.write_text(yaml.safe_dump({"console": {"state": str(root / "state"), "label_store": str(root / "labels"),
+                                                "prediction_log": str(root / "log-blue")}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def gateway(blue, config_file, console_file, tmp_path_factory):
     files = GatewayPaths(tmp_path_factory.mktemp("gateway"))
     port = free_port()
-    gateway_control.ensure_running("127.0.0.1", port, blue.url, files, config_path=config_file)
+    gateway_control.ensure_running("127.0.0.1", port, blue.url, files, config_path=config_file,
+                                   console_config=console_file)
     yield Gateway(port, files)
     members = gateway_control._members(files)
     assert gateway_control.stop(files)
@@ -136,6 +148,57 @@ def test_a_body_over_the_limit_is_refused_before_the_backend_sees_it(gateway, bl
     response = httpx.post(gateway.url + "/predict", content=b"x" * (MAX_BODY + 1), trust_env=False)
     assert response.status_code == 413 and str(MAX_BODY) in response.json()["error"]
     assert gateway_control.status("127.0.0.1", gateway.port)["forwarded"] == before
+
+
+def test_the_console_is_at_the_root_and_the_api_and_swagger_beside_it(gateway, blue):
+    with httpx.Client(base_url=gateway.url, trust_env=False) as http:
+        home = http.get("/")
+        assert home.status_code == 303 and home.headers["location"] == "/signin"  # signed out: the sign-in page
+        signin = http.get("/signin")
+        assert signin.status_code == 200 and "<form" in signin.text and "csrf_token" in signin.text
+        assert "initial-admin-password" in signin.text  # a fresh console says where its first password is
+        assert http.get("/queue").headers["location"].startswith("/signin?next=")
+        css = re.search(r'href="([^"]+\.css)"', signin.text).group(1)
+        assert http.get(css).status_code == 200  # assets from the console's static/, through the gateway
+        docs = http.get("/docs")
+        assert docs.status_code == 200 and "swagger" in docs.text.lower()  # BentoML's UI, moved from /
+        spec = http.get("/docs.json").json()
+        assert {"/predict", "/labels", "/model"} <= set(spec["paths"])
+        assert http.get("/static_content/swagger-ui.css").status_code == 200  # what /docs loads
+        assert http.post("/predict", json={"transaction": hostile.transaction()}).json()["model_version"] == "blue"
+        unknown = http.get("/no-such-path")
+        assert unknown.status_code == 404 and "<html" not in unknown.text.lower()  # the backend's, not a console page
+        # The gateway's body limit applies to the console: refused before the console reads a byte.
+        too_big = http.post("/signin", content=b"x" * (MAX_BODY + 1), headers={"content-type": "text/plain"})
+        assert too_big.status_code == 413 and str(MAX_BODY) in too_big.json()["error"]
+        refused = http.post("/signin", data={"username": "admin", "password": "x"})
+        assert refused.status_code == 403  # no CSRF token
+    assert gateway_control.status("127.0.0.1", gateway.port)["console"] is True
+
+
+def test_a_slow_console_page_does_not_hold_up_the_api(gateway):
+    """Console handlers run on worker threads: while signs-ins are checked (argon2, slow on purpose),
+    /livez through the same gateway answers at once."""
+    stop = threading.Event()
+
+    def sign_ins():
+        with httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as http:
+            while not stop.is_set():
+                http.get("/signin")
+                http.post("/signin", data={"username": "nobody", "password": "wrong"})
+
+    workers = [threading.Thread(target=sign_ins) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(0.5)
+        with httpx.Client(base_url=gateway.url, trust_env=False, timeout=10) as http:
+            answers = [http.get("/livez").status_code for _ in range(20)]
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert answers == [200] * 20
 
 
 # ---------------------------------------------------------------------------------------- hostile clients

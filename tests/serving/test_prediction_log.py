@@ -186,7 +186,7 @@ def test_segments_before_and_readers_before_the_identity_columns(tmp_path):
     from fraud_detection.serving.append_log import read_segments
 
     x = transactions(4)
-    old_columns = prediction_log._COLUMNS[:-2]
+    old_columns = prediction_log._COLUMNS[:-3]
     old_header = ",".join(c.name for c in old_columns)
     # A segment as the previous version wrote it, whose client named a probe "synthetic-...".
     line = ",".join(map(repr, x[0].tolist())) + ",0.5,false,0.5,0,1700000000.0,1,synthetic-probe-1\n"
@@ -202,6 +202,31 @@ def test_segments_before_and_readers_before_the_identity_columns(tmp_path):
     np.testing.assert_array_equal(frame[FIELDS].to_numpy(), x)
     old_reader = read_segments(tmp_path, old_columns)
     assert old_reader.table.num_rows == 4 and old_reader.table.column_names == [c.name for c in old_columns]
+
+
+def test_transaction_ids_are_logged_and_old_segments_read_without_one(tmp_path):
+    """The transaction_id column came last: segments before it read "" there (and derive the id);
+    readers before it still read new segments."""
+    from fraud_detection.serving import transaction_id as tid
+    from fraud_detection.serving.append_log import read_segments
+
+    x = transactions(4)
+    before = prediction_log._COLUMNS[:-1]
+    line = ",".join(map(repr, x[0].tolist())) + ",0.5,false,0.5,0,1700000000.0,1,old-request,,false\n"
+    (tmp_path / "00000000000000000001-host-1-00001.csv").write_text(",".join(c.name for c in before) + "\n" + line)
+    with PredictionLog(tmp_path) as log:
+        log.append_batch(x[1:3], np.full(2, 0.1), np.zeros(2), model_version="2", request_id="r2", threshold=0.5,
+                         transaction_ids=["TX-1", "TX-2"])
+        log.append(x[3], 0.9, True, model_version="2", request_id="r3", threshold=0.5, transaction_id="TX-3")
+        with pytest.raises(ValueError, match="transaction_ids has 1 values for 2"):
+            log.append_batch(x[1:3], np.full(2, 0.1), np.zeros(2), model_version="2", request_id="r", threshold=0.5,
+                             transaction_ids=["TX-9"])
+    frame = read_window(tmp_path)
+    assert frame["transaction_id"].tolist() == ["", "TX-1", "TX-2", "TX-3"]
+    assert tid.with_transaction_ids(frame)["transaction_id"].tolist() == ["old-request:0", "TX-1", "TX-2", "TX-3"]
+    np.testing.assert_array_equal(frame[FIELDS].to_numpy(), x)
+    old_reader = read_segments(tmp_path, before)
+    assert old_reader.table.num_rows == 4 and old_reader.table.column_names == [c.name for c in before]
 
 
 def _key_in_child(queue) -> None:

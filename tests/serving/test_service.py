@@ -80,7 +80,12 @@ def served_log(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(stored, config_file, served_log, tmp_path_factory):
+def served_labels(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("served-labels")
+
+
+@pytest.fixture(scope="module")
+def served(stored, config_file, served_log, served_labels, tmp_path_factory):
     server = start_server(
         env={
             "FRAUD_MODEL_DIR": None,
@@ -88,6 +93,7 @@ def served(stored, config_file, served_log, tmp_path_factory):
             "FRAUD_API_KEY": None,
             "FRAUD_SYNTHETIC_KEY": SYNTHETIC_KEY,
             "FRAUD_PREDICTION_LOG_DIR": str(served_log),
+            "FRAUD_LABEL_STORE_DIR": str(served_labels),
             "FRAUD_DEPLOYMENT_CONFIG": str(config_file),
         },
         log_dir=tmp_path_factory.mktemp("served-logs"),
@@ -159,7 +165,8 @@ def test_single_predictions_match_the_scorer(served, quick, stored):
         response = post(served, "/predict", {"transaction": tx(row)})
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"fraud_probability", "is_fraud", "reasons", "model_version", "threshold", "request_id"}
+        assert set(body) == {"transaction_id", "fraud_probability", "is_fraud", "reasons", "model_version", "threshold",
+                             "request_id"}
         assert body["fraud_probability"] == pytest.approx(expected[i], abs=1e-12)
         assert body["is_fraud"] == bool(expected[i] >= scorer.threshold)
         assert body["threshold"] == scorer.threshold
@@ -224,6 +231,64 @@ def test_every_request_gets_the_services_own_id_and_the_clients_is_echoed(served
     columnar = post(served, "/predict_columnar", {"columns": columns(quick.test_rows[:2])})
     assert batch.json()["request_id"] == batch.headers["x-service-request-id"]
     assert columnar.json()["request_id"] == columnar.headers["x-service-request-id"]
+
+
+def test_transaction_ids_are_echoed_assigned_and_logged(served, served_log, quick):
+    rows = quick.test_rows
+    sent = post(served, "/predict", {"transaction": {**tx(rows[0]), "transaction_id": "TX-2024-000187"}}).json()
+    assigned = post(served, "/predict", {"transaction": tx(rows[1])}).json()
+    assert sent["transaction_id"] == "TX-2024-000187"
+    assert assigned["transaction_id"] == f"{assigned['request_id']}:0"  # transaction_id.assign: <request id>:<item>
+    transactions = transaction_dicts(rows[:3])
+    transactions[0]["transaction_id"], transactions[2]["transaction_id"] = "b-0", "b-2"
+    batch = post(served, "/predict_batch", {"transactions": transactions}).json()
+    assert [p["transaction_id"] for p in batch["predictions"]] == ["b-0", f"{batch['request_id']}:1", "b-2"]
+    columnar = post(served, "/predict_columnar", {"columns": {**columns(rows[:2]), "transaction_id": ["c-0", "c-1"]}})
+    assert columnar.json()["transaction_id"] == ["c-0", "c-1"]
+    logged = read_window(served_log).set_index("request_id")
+    assert logged.loc[sent["request_id"], "transaction_id"] == "TX-2024-000187"
+    assert logged.loc[assigned["request_id"], "transaction_id"] == assigned["transaction_id"]
+    assert logged.loc[[batch["request_id"]], "transaction_id"].tolist() == [p["transaction_id"] for p in batch["predictions"]]
+    assert logged.loc[[columnar.json()["request_id"]], "transaction_id"].tolist() == ["c-0", "c-1"]
+    bad = post(served, "/predict_batch", {"transactions": [tx(rows[0]), {**tx(rows[1]), "transaction_id": "no spaces"}]})
+    assert bad.status_code == 422 and bad.json()["error"].startswith("transactions[1].transaction_id: 'no spaces'")
+    assert _logged(served_log, bad.headers["x-service-request-id"]).empty  # nothing of a refused request is logged
+
+
+def test_post_labels_records_labels_by_transaction_id(served, served_labels, quick):
+    scored = post(served, "/predict", {"transaction": {**tx(quick.test_rows[0]), "transaction_id": "CB-1"}}).json()
+    labels = {"labels": [{"transaction_id": "CB-1", "Class": 1, "label_time": "2024-03-04T09:12:00Z"},
+                         {"transaction_id": "CB-never-scored", "Class": 0}]}
+    response = post(served, "/labels", labels)
+    assert response.status_code == 200, response.text
+    summary = response.json()
+    assert {k: summary[k] for k in ("rows", "written", "already_recorded", "matched", "unmatched", "conflicting")} == {
+        "rows": 2, "written": 2, "already_recorded": 0, "matched": 1, "unmatched": 1, "conflicting": 0}
+    assert summary["request_id"] == response.headers["x-service-request-id"]
+    again = post(served, "/labels", {"labels": labels["labels"][:1]}).json()
+    assert again["written"] == 0 and again["already_recorded"] == 1  # a repeated request changes nothing
+    reversed_ = post(served, "/labels", {"labels": [{"transaction_id": "CB-1", "Class": 0}]}).json()
+    assert reversed_["conflicting"] == 1 and reversed_["conflicts"][0]["before"] == "fraud"
+    stored = read_labels(served_labels)
+    cb1 = stored[stored["transaction_id"] == "CB-1"]
+    assert cb1["Class"].tolist() == [1, 0] and set(cb1["source"]) == {"api"}
+    assert set(cb1["model_version"]) == {scored["model_version"]}  # matched: the scoring model's version
+
+    def refused(document, status, words, raw: bytes | None = None):
+        answer = post(served, "/labels", content=raw) if raw is not None else post(served, "/labels", document)
+        assert answer.status_code == status and words in answer.json()["error"], answer.text
+
+    before = len(read_labels(served_labels))
+    refused({"labels": [{"transaction_id": "ok-1", "Class": 1}, {"transaction_id": "ok-2", "Class": 2}]}, 422,
+            "labels[1].Class: must be 1 (fraud) or 0 (legitimate)")
+    refused({"labels": [{"transaction_id": "bad id", "Class": 1}]}, 422, "labels[0].transaction_id")
+    refused({"labels": [{"transaction_id": "ok-3", "Class": 1, "label_time": "2999-01-01"}]}, 422,
+            "labels[0].label_time")
+    refused({"labels": []}, 422, "labels is empty")
+    refused({"labels": [{"transaction_id": f"t-{i}", "Class": 0} for i in range(1001)]}, 413, "at most 1000")
+    refused(None, 400, "malformed JSON", raw=b"{not json")
+    refused(None, 413, f"larger than {MAX_BODY}", raw=b"x" * (MAX_BODY + 1))
+    assert len(read_labels(served_labels)) == before  # nothing of a refused batch is written
 
 
 def _logged(served_log: Path, request_id: str):
@@ -355,7 +420,7 @@ def test_simulated_labels_join_the_predictions_they_label(served, served_log, tm
     labels = read_labels(tmp_path / "labels")
     logged = read_window(served_log)
     joined = labelled_window(logged, labels, as_of=time.time() + 1)
-    assert len(joined) == 40 and joined.attrs["ambiguous_predictions"] == 0
+    assert len(joined) == 40 and joined.attrs["superseded_predictions"] == 0
     assert not joined["synthetic"].any()
 
 
@@ -440,6 +505,7 @@ def test_api_key_guards_scoring_and_model_but_not_health(guarded, quick, model_d
         ("POST", "/predict", single),
         ("POST", "/predict_batch", {"transactions": [single["transaction"]]}),
         ("POST", "/predict_columnar", {"columns": columns(quick.test_rows[:1])}),
+        ("POST", "/labels", {"labels": [{"transaction_id": "guarded-1", "Class": 0}]}),
         ("GET", "/model", None),
     ]
     for method, path, document in requests:

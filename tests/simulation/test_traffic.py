@@ -269,3 +269,29 @@ def test_labels_of_real_traffic_join_the_services_prediction_log(real_service, t
     assert np.array_equal(joined[FIELDS].to_numpy(), drawn[FIELDS].to_numpy())
     assert joined[schema.LABEL].tolist() == drawn[schema.LABEL].tolist()
     assert read_labels(tmp_path)["model_version"].eq(logged["model_version"].iloc[0]).all()
+
+
+def test_the_main_jobs_traffic_comes_back_as_a_chargeback_file_imported_like_a_teams(real_service, tmp_path,
+                                                                                       monkeypatch):
+    """pipelines.loop.traffic_with_chargebacks: ids sent with the payments, labels written as a file, the
+    file imported by the code of `run.py --labels`, every label matched to the prediction it labels."""
+    from fraud_detection.monitoring.config import MonitoringFile
+    from pipelines.loop import traffic_with_chargebacks
+
+    server, log_dir = real_service
+    monkeypatch.setenv("FRAUD_PREDICTION_LOG_DIR", str(log_dir))
+    monkeypatch.setenv("FRAUD_LABEL_STORE_DIR", str(tmp_path / "labels"))
+    settings = MonitoringFile.model_validate({"simulate": {"batch_size": 10, "label_delay": {"scale": 0}}})
+    said: list[str] = []
+    outcome = traffic_with_chargebacks(server.url, settings, "none", 30, 4, None, said.append,
+                                       labels_file=tmp_path / "chargebacks.csv")
+    header = (tmp_path / "chargebacks.csv").read_text().splitlines()[0]
+    assert header == "transaction_id,Class,label_time"
+    assert outcome["labels"]["written"] == outcome["labels"]["matched"] == 30 and outcome["labels"]["unmatched"] == 0
+    assert any("chargebacks.csv: 30 label(s)" in line for line in said)
+    labels = read_labels(tmp_path / "labels")
+    assert set(labels["source"]) == {"chargebacks.csv"} and labels["transaction_id"].str.startswith("sim-").all()
+    joined = labelled_window(read_window(log_dir), labels, as_of=time.time() + 1)
+    assert len(joined) == 30  # the ids the payments were sent with join the labels to their predictions
+    again = import_label_file(tmp_path / "chargebacks.csv")
+    assert again.written == 0 and again.already_recorded == 30  # importing the same file again changes nothing
