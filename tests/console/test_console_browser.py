@@ -13,9 +13,12 @@ import httpx
 import pytest
 
 from fraud_detection.data import schema
-from fraud_detection.serving.label_import import PredictionIndex, import_label_file, write_label_file
+from fraud_detection.serving.label_import import (
+    PredictionIndex,
+    import_label_file,
+    write_label_file,
+)
 from fraud_detection.serving.label_store import LabelStore, read_labels
-from service.console.monitoring import read_decisions
 from service.console.review import read_scored
 from service.console.state import ConsoleState
 from tests.console.conftest import PASSWORDS, sign_in

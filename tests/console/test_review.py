@@ -19,7 +19,12 @@ from fraud_detection.serving.label_store import LabelStore, read_labels
 from fraud_detection.serving.prediction_log import PredictionLog, synthetic_request_id
 from fraud_detection.simulation import synthetic
 from service.console import monitoring, review
-from service.console.auth import Accounts, SignInRefused, ensure_first_admin, hash_password
+from service.console.auth import (
+    Accounts,
+    SignInRefused,
+    ensure_first_admin,
+    hash_password,
+)
 from service.console.config import ConfiguredUser, ConsoleConfig
 from service.console.model_card import ModelCardError, read_card, version_record
 from service.console.scoring import InputProblem, parse_pasted
