@@ -357,8 +357,9 @@ def test_health_metrics_and_docs(served):
 def _bad_requests(row: np.ndarray):
     good = tx(row)
     oversized_batch = {"transactions": [good] * (MAX_BATCH + 1)}
-    nan_body = json.dumps({"transaction": tx(row, V3=0.0)}).replace('"V3": 0.0', '"V3": NaN').encode()
-    inf_body = json.dumps({"transactions": [good, tx(row, V8=0.0)]}).replace('"V8": 0.0', '"V8": -Infinity').encode()
+    # A sentinel no real value starts with, replaced by the literal (a real value may start with "0.0").
+    nan_body = json.dumps({"transaction": tx(row, V3=123.25)}).replace('"V3": 123.25,', '"V3": NaN,').encode()
+    inf_body = json.dumps({"transactions": [good, tx(row, V8=123.25)]}).replace('"V8": 123.25,', '"V8": -Infinity,').encode()
     return [
         ("/predict", {"transaction": tx(row, V5=...)}, 422, "transaction: missing field(s) V5"),
         ("/predict", {"transaction": tx(row, merchant="x")}, 422, "transaction: unknown field(s) 'merchant'"),
@@ -437,7 +438,7 @@ def test_request_metrics_label_unknown_paths_as_one(served):
     text = httpx.get(served.url + "/metrics").text
     endpoints = set(re.findall(r'^bentoml_service_request_total\{[^}]*endpoint="([^"]*)"', text, flags=re.M))
     assert "other" in endpoints and not any(e.startswith("/probe-") for e in endpoints), endpoints
-    assert endpoints <= {"/predict", "/predict_batch", "/predict_columnar", "/model", "/livez", "/readyz", "/healthz",
+    assert endpoints <= {"/predict", "/predict_batch", "/predict_columnar", "/labels", "/model", "/livez", "/readyz", "/healthz",
                          "/metrics", "/docs.json", "/schema.json", "/", "/static_content/", "other"}
 
 
