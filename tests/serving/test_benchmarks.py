@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bench.report import rows
 from fraud_detection.paths import PROJECT_ROOT
 
 
-def _bench(*args: str) -> subprocess.CompletedProcess:
+def _bench(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=PROJECT_ROOT,
-                          env=os.environ.copy(), timeout=900)
+                          env=os.environ.copy(), timeout=timeout)
 
 
 def test_a_figure_beside_its_runs_is_shown_once_as_their_median_or_their_seeds_mean():
@@ -43,9 +45,11 @@ def test_serving_benchmark_quick_run_compares_service_and_bare_reference_and_cou
     assert result["model"]["family"] == "lightgbm" and "not the champion" in result["model"]["source"]
 
 
+@pytest.mark.timeout(1900)
 def test_loop_benchmark_quick_run_times_the_loop_and_counts_simulated_days(tmp_path):
     out = tmp_path / "loop.json"
-    done = _bench("bench.loop", "--quick", "--output", str(out))
+    # A whole loop (train, deploy, traffic, monitor, retrain, redeploy) twice over: ~17 min on a busy machine.
+    done = _bench("bench.loop", "--quick", "--output", str(out), timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     result = json.loads(out.read_text())
     assert result["loop_runs"][0]["decision"] == "retrain"
