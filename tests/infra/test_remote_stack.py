@@ -88,7 +88,8 @@ def staging(tmp_path_factory):
                     "registered": registered, "spool": root / "spool",
                 }
             finally:
-                Client().activate_stack(previous_stack)
+                # Leave the server first (the client goes back to its local store, where the
+                # previous stack is), then activate that stack again.
                 dashboard.stop_local_server()
                 Client().activate_stack(previous_stack)
         finally:
@@ -206,9 +207,9 @@ def test_monitoring_reads_the_prediction_log_from_object_storage(staging, traine
             stop = start + 500
             log.append_batch(x[start:stop], probability[start:stop], probability[start:stop] >= scorer.threshold,
                              model_version=record.label, request_id=ids[start:stop], threshold=scorer.threshold,
-                             items=np.zeros(stop - start, dtype=int))
-    with LabelStore(settings=settings) as labels:
-        labels.append(ids, traffic[schema.LABEL].to_numpy(), label_time=time.time() - 60)
+                             items=np.zeros(stop - start, dtype=int), transaction_ids=ids[start:stop])
+    with LabelStore(settings=settings) as labels:  # labels join by transaction id
+        labels.append(ids, traffic[schema.LABEL].to_numpy(), label_time=time.time() - 60, source="staging-test")
     # Shipped and gone from the spool: nothing of it lives only on this disk.
     assert all(list_segments(folder) == [] for folder in staging["spool"].iterdir())
     assert len(read_window()) == TRAFFIC_ROWS

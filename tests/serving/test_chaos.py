@@ -174,7 +174,7 @@ def test_killing_the_backend_worker_under_load_loses_no_acknowledged_prediction(
     assert bento_worker(stack.backend).pid != worker.pid
     # Every acknowledged prediction is in the log, once.
     acknowledged = {o.request_id for o in outcomes if o.status == 200}
-    logged = Counter(read_window(stack.log_dir)["request_id"])
+    logged = Counter(read_window(stack.log_dir)["client_request_id"])  # the log keys by the service's own id
     assert not [r for r in acknowledged if logged[r] != 1], "acknowledged predictions missing or doubled in the log"
 
 
@@ -208,7 +208,7 @@ def test_a_backend_dying_mid_request_gives_a_502_and_the_request_is_not_sent_aga
     wait_for(lambda: ready_through(stack.url), 120, "the backend was ready again")
     time.sleep(1.0)
     # Not resent to the restarted worker: the request never reached the prediction log.
-    assert "chaos-mid-request" not in set(read_window(stack.log_dir)["request_id"])
+    assert "chaos-mid-request" not in set(read_window(stack.log_dir)["client_request_id"])
 
 
 def test_a_killed_gateway_is_restarted_with_the_same_backend(stack):

@@ -315,7 +315,8 @@ def score(client: httpx.Client, server, x: np.ndarray, request_id: str) -> None:
 
 def logged_keys(uri: str) -> list[str]:
     frame = read_window(uri)
-    return (frame["request_id"] + "/" + frame["item"].astype(str)).tolist()
+    # The client's X-Request-ID (the log keys rows by the service's own request id, the client's beside it).
+    return (frame["client_request_id"] + "/" + frame["item"].astype(str)).tolist()
 
 
 def test_pod_deleted_with_sigterm_loses_no_acknowledged_row(uri, model_dir, tmp_path):
