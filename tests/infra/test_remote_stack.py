@@ -20,10 +20,10 @@ from pathlib import Path
 
 import fsspec
 import httpx
-import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.tracking._tracking_service import utils as mlflow_tracking_utils
 from zenml.client import Client
 from zenml.enums import ExecutionStatus, StoreType
 
@@ -60,6 +60,13 @@ def staging(tmp_path_factory):
     """The three servers, the stack registered and active, the loop's data on S3; all undone after."""
     root = tmp_path_factory.mktemp("staging")
     with pytest.MonkeyPatch.context() as env:
+        # MLflow's tracking URI is process-wide (a variable and MLFLOW_TRACKING_URI), and the staging
+        # stack's tracker points it at the staging server: put both back after this module.
+        env.setattr(mlflow_tracking_utils, "_tracking_uri", mlflow_tracking_utils._tracking_uri)
+        previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        env.setenv("MLFLOW_TRACKING_URI", previous_uri or "unset")
+        if previous_uri is None:
+            env.delenv("MLFLOW_TRACKING_URI")
         store = start_object_store(root / "logs")
         for key, value in store.environment().items():
             env.setenv(key, value)
@@ -192,10 +199,13 @@ def test_training_runs_on_the_staging_stack(staging, trained):
     assert any(path.endswith("/MLmodel") and f"/{model_id}/" in path for path in stored), stored[:20]
 
 
-def test_monitoring_reads_the_prediction_log_from_object_storage(staging, trained):
+def test_monitoring_reads_the_prediction_log_from_object_storage(staging, trained, monkeypatch):
     """Real scored rows, written through PredictionLog to S3 (no service needed), read by the pipeline."""
     record = champion.current()
-    mlflow.set_tracking_uri(staging["mlflow"])
+    # The staging MLflow server for this test only (set_tracking_uri is process-wide and sets the
+    # environment too: later tests would read another registry's versions).
+    monkeypatch.setattr(mlflow_tracking_utils, "_tracking_uri", staging["mlflow"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", staging["mlflow"])
     scorer = load_scorer_from_mlflow(record.model_uri)
     traffic = synthetic.generate(rows=TRAFFIC_ROWS, seed=99).frame
     x = traffic[list(schema.TRANSACTION_FIELDS)].to_numpy()
