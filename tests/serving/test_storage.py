@@ -239,9 +239,10 @@ def test_labels_on_object_storage_join_the_prediction_log_there(uri, spool_root,
     monkeypatch.setenv(label_store.ENV_DIRECTORY, f"{uri}/labels")
     x = rows(6)
     with PredictionLog(settings=fast()) as log:  # the location from the environment
-        log.append_batch(x, np.full(6, 0.3), np.zeros(6, bool), model_version="v1", request_id="req", threshold=0.5)
-    with LabelStore(settings=fast()) as labels:
-        labels.append("req", [0, 1, 0, 0, 1, 0], label_time=time.time() - 60)
+        log.append_batch(x, np.full(6, 0.3), np.zeros(6, bool), model_version="v1", request_id="req", threshold=0.5,
+                         transaction_ids=[f"t-{i}" for i in range(6)])
+    with LabelStore(settings=fast()) as labels:  # labels join by transaction id
+        labels.append([f"t-{i}" for i in range(6)], [0, 1, 0, 0, 1, 0], label_time=time.time() - 60, source="test")
     assert sorted(objects(uri)) == ["labels", "prediction_log"]
     joined = labelled_window(read_window(), read_labels(known_by=time.time()), as_of=time.time())
     assert joined.sort_values("item")["Class"].tolist() == [0, 1, 0, 0, 1, 0]
