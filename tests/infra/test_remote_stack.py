@@ -7,6 +7,12 @@ server), an MLflow tracking server over HTTP (its artifacts on that endpoint) an
 MLflow server), then real scored rows go to the prediction log and the label store on S3, and the
 monitoring pipeline reads them from there. Only the orchestrator is local: the scheduler and the
 images are what a cluster adds (docs/kubernetes.md).
+
+``zenml login --local`` serves the client's own local store, so the staging stack would share the
+champion record (the ZenML model stage) with the local stack while their MLflow registries differ:
+each would then find the other's MLflow versions. The module therefore runs in a child pytest with a
+sandbox of its own (:func:`test_the_staging_stack_in_its_own_zenml_store`); in the parent session its
+tests are skipped.
 """
 
 from __future__ import annotations
@@ -48,7 +54,20 @@ from testkit.pipeline_configs import small_training_config
 from testkit.ports import free_port
 
 # Server start-ups (ZenML's takes 15-60 s on a busy machine), a small training run, monitoring.
+CHILD = "FRAUD_STAGING_CHILD"
 pytestmark = pytest.mark.timeout(1800)
+
+
+@pytest.mark.skipif(os.environ.get(CHILD) == "1", reason="the parent's test")
+@pytest.mark.timeout(2400)
+def test_the_staging_stack_in_its_own_zenml_store():
+    """This module's tests, in a child pytest: a fresh sandbox (ZenML store, MLflow, BentoML homes)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"],
+        env={**os.environ, CHILD: "1"}, capture_output=True, text=True, timeout=2300, cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert "3 passed" in done.stdout, done.stdout[-3000:]
 
 BUCKET = "fraud-staging"
 TRAFFIC_ROWS = 3000
@@ -58,6 +77,8 @@ MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 @pytest.fixture(scope="module")
 def staging(tmp_path_factory):
     """The three servers, the stack registered and active, the loop's data on S3; all undone after."""
+    if os.environ.get(CHILD) != "1":
+        pytest.skip("runs in its own pytest process (see the module docstring)")
     root = tmp_path_factory.mktemp("staging")
     with pytest.MonkeyPatch.context() as env:
         # MLflow's tracking URI is process-wide (a variable and MLFLOW_TRACKING_URI), and the staging
