@@ -90,6 +90,7 @@ def register_and_promote(
         {
             "mlflow_version": version,
             "mlflow_run_id": run.info.run_id,
+            champion.TRACKING_URI: champion.stack_tracking_uri() or tracking_uri,  # as readers compare it
             "role": decision.role,
             "reasons": list(decision.reasons),
             "threshold": fraud_scorer.threshold,
