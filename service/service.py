@@ -126,6 +126,9 @@ _DOCUMENTS = request_documents(CONFIG)
 # bodies larger than this are parsed off it.
 _INLINE_ROWS = 32
 _INLINE_BYTES = 64 * 1024
+# How long a scoring request waits for this worker's first model load (see FraudService._first_load):
+# loading and warming a champion takes a few seconds.
+_FIRST_LOAD_WAIT_SECONDS = 10.0
 _WARMUP_ROW = np.zeros((1, len(TRANSACTION_FIELDS)))
 _ROW_NAMES = {
     "predict": lambda i: "transaction",
@@ -180,6 +183,7 @@ class FraudService:
         self._served: ServedModel | None = None
         self._info: bytes = b""
         self._problem = "the model is still loading"
+        self._first_load_pending = True  # until the first load attempt succeeds or fails
         self._log_failed_at = -float("inf")  # monotonic time of the last failed prediction-log write
         self._log_problem = ""
         self._stop = threading.Event()
@@ -209,6 +213,7 @@ class FraudService:
                     )
                 )
                 self._served = served
+                self._first_load_pending = False
                 log.info("serving model %s (%s) from %s", served.version, served.scorer.family, served.source)
                 return
             except ModelUnavailable as error:
@@ -218,6 +223,7 @@ class FraudService:
             if public != self._problem:
                 log.error("%s; retrying every %s s", problem, self.config.model_retry_seconds)
             self._problem = public
+            self._first_load_pending = False
             self._stop.wait(self.config.model_retry_seconds)
 
     def __is_ready__(self) -> bool:
@@ -231,6 +237,18 @@ class FraudService:
         self.recorder.close()
         if self._labels is not None:
             self._labels.close()
+
+    async def _first_load(self) -> ServedModel | None:
+        """The model, waiting (at most :data:`_FIRST_LOAD_WAIT_SECONDS`) while this worker's first load runs.
+
+        Readiness is the pod's, and a pod's workers share its port: the probe may have reached a worker
+        that has loaded while this one is still loading. A request it receives then waits for the load
+        instead of being refused; once a load has failed, requests are refused at once (503, Retry-After).
+        """
+        deadline = time.monotonic() + min(_FIRST_LOAD_WAIT_SECONDS, self.config.timeout_seconds / 2)
+        while self._served is None and self._first_load_pending and time.monotonic() < deadline:
+            await anyio.sleep(0.05)
+        return self._served
 
     def _unavailable(self) -> Response:
         return _json(
@@ -295,7 +313,7 @@ class FraudService:
         ``parse(body)`` -> a :class:`~fraud_detection.serving.contract.ScoringRequest`; ``respond(...)``
         shapes the answer.
         """
-        served = self._served
+        served = self._served or await self._first_load()
         if served is None:
             return self._unavailable()
         try:
