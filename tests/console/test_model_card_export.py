@@ -15,24 +15,18 @@ from materializers.evaluation_report import EvaluationReportMaterializer
 from service.console.model_card import default_path, read_card, write_card
 from steps import champion
 from steps.serving.export_model_card import collect_card
+from testkit.records import start_without_champion
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def _forget_model() -> None:
-    try:
-        Client().delete_model(MODEL_NAME)
-    except KeyError:
-        pass
 
 
 @pytest.fixture
 def fabricated_record():
     """This test writes a champion record by hand, with MLflow versions no registry holds: it starts
     from no model and removes it again, so no later test of the session reads that record as its champion."""
-    _forget_model()
+    start_without_champion()
     yield
-    _forget_model()
+    start_without_champion()
 
 
 def test_the_card_holds_every_version_with_its_role_and_the_champions_evaluation(fabricated_record):

@@ -38,6 +38,7 @@ from steps.serving.deploy import stop_all
 from testkit.pipeline_configs import small_training_config
 from testkit.ports import free_port
 from tests.serving.test_deployment_pipeline import _deploy
+from testkit.records import start_without_champion
 
 ROWS_PER_DAY = 20_000
 
@@ -48,6 +49,7 @@ def loop(tmp_path_factory):
     # This module's own prediction log and label store (the service inherits the environment).
     os.environ["FRAUD_PREDICTION_LOG_DIR"] = str(directory / "prediction_log")
     os.environ["FRAUD_LABEL_STORE_DIR"] = str(directory / "labels")
+    start_without_champion()
     stack = pipeline_stack()
     for experiment in Experiment:
         ensure_experiment(experiment, stack)

@@ -46,6 +46,7 @@ from testkit import hostile
 from testkit.pipeline_configs import small_training_config
 from testkit.ports import free_port
 from testkit.service import Server, columns, quick_scorer, start_server
+from testkit.records import start_without_champion
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -264,6 +265,7 @@ def _servers() -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def deployment_file(tmp_path_factory):
+    start_without_champion()
     stack = pipeline_stack()
     ensure_experiment(Experiment.TRAINING, stack)
     decision = output(training_pipeline(config=small_training_config()), Step.PROMOTE, Artifact.PROMOTION_DECISION)

@@ -29,6 +29,7 @@ from steps.champion import current as current_champion
 from steps.serving.deploy import stop_all
 from testkit.pipeline_configs import small_training_config
 from testkit.ports import free_port
+from testkit.records import start_without_champion
 
 
 def _bento_workers() -> list[psutil.Process]:
@@ -47,6 +48,7 @@ def _bento_workers() -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def deployment_section():
+    start_without_champion()
     stack = pipeline_stack()
     ensure_experiment(Experiment.TRAINING, stack)
     decision = output(training_pipeline(config=small_training_config()), Step.PROMOTE, Artifact.PROMOTION_DECISION)

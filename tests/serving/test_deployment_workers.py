@@ -18,6 +18,7 @@ from service import gateway_control
 from steps.serving.deploy import stop_all
 from testkit.pipeline_configs import small_training_config
 from testkit.ports import free_port
+from testkit.records import start_without_champion
 
 WORKER = f"_bentoml_impl.worker.service {SERVICE_NAME}:"
 
@@ -40,6 +41,7 @@ def _workers_listening_on(port: int) -> list[psutil.Process]:
 
 
 def test_a_deployment_with_two_workers_runs_two_worker_processes():
+    start_without_champion()
     stack = pipeline_stack()
     ensure_experiment(Experiment.TRAINING, stack)
     decision = output(training_pipeline(config=small_training_config()), Step.PROMOTE, Artifact.PROMOTION_DECISION)

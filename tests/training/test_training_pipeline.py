@@ -29,6 +29,7 @@ from pipelines.stack_support import (
 from pipelines.training import training_pipeline
 from steps import champion
 from testkit.pipeline_configs import small_training_config
+from testkit.records import start_without_champion
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,7 @@ def _stage(decision: dict) -> str:
 
 @pytest.fixture(scope="module")
 def first_run(stack):
+    start_without_champion()
     return training_pipeline(config=small_training_config())
 
 
