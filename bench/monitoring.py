@@ -33,7 +33,7 @@ Figures (``bench/results/monitoring.json``; every rate with its Wilson 95 % inte
 * ``false_alarm_rate_by_window_rows``: the same on no-change windows of 1,000, 3,000 and 5,000 rows;
 * ``power_<scenario>``: share of that scenario's windows (default strength) that retrain;
 * ``power_by_label_wait_days``: per scenario (and ``none``), the retrain rate for each label wait
-  -- also drawn in ``reports/monitoring/power_by_label_wait.png``;
+  -- also drawn in ``bench/results/monitoring_power_by_label_wait.png`` (shown in the README);
 * ``power_ceiling_new_fraud_pattern``: the best power any detector can have on these windows (a
   window of the scenario without a labelled new-pattern fraud is drawn from the no-change
   distribution): ``1 - mean(0.5 ** labelled frauds)`` at strength 0.5;
@@ -447,8 +447,11 @@ def main(argv=None) -> int:
         **loop_figures(),
         "seconds": time.perf_counter() - START,
     }
-    target = paths.reports_dir() / "monitoring" / ("power_by_label_wait-quick.png" if args.quick else "power_by_label_wait.png")
-    result["figure"] = str(draw(result, target))
+    # The full run's figure is shown in the README, beside the JSON it is drawn from.
+    target = (paths.reports_dir() / "monitoring" / "power_by_label_wait-quick.png" if args.quick
+              else RESULTS_DIR / "monitoring_power_by_label_wait.png")
+    drawn = draw(result, target)
+    result["figure"] = str(drawn.relative_to(paths.PROJECT_ROOT) if drawn.is_relative_to(paths.PROJECT_ROOT) else drawn)
     log(f"figure: {result['figure']}")
     if args.quick:
         write_results(paths.reports_dir() / "bench" / "monitoring-quick.json", result, log)
