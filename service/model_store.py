@@ -35,6 +35,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,7 @@ def save_to_model_store(
     import tempfile
 
     import bentoml
+    from bentoml.exceptions import BentoMLException
 
     with tempfile.TemporaryDirectory() as tmp:
         scorer.save(tmp)
@@ -196,13 +198,39 @@ def save_to_model_store(
     if not _VERSION.fullmatch(version):
         raise ValueError(f"{version!r} is not a valid BentoML model version")
     tag = f"{name}:{version}"
-    existing = stored_model(tag)
+
+    def already_stored():
+        existing = stored_model(tag)
+        if existing is not None and existing.info.metadata.get(DIGEST_KEY) != digest:
+            raise ValueError(f"the BentoML model store already holds a different {tag}")
+        return existing
+
+    existing = already_stored()
     if existing is not None:
-        if existing.info.metadata.get(DIGEST_KEY) == digest:
-            return existing
-        raise ValueError(f"the BentoML model store already holds a different {tag}")
-    with bentoml.models.create(tag, labels={"family": scorer.family, **(labels or {})},
-                               metadata={**_store_metadata(scorer), DIGEST_KEY: digest}) as model:
-        scorer.save(model.path)
-        model.info.labels[CONTENT_LABEL] = content_version(model.path)
+        return existing
+    try:
+        with bentoml.models.create(tag, labels={"family": scorer.family, **(labels or {})},
+                                   metadata={**_store_metadata(scorer), DIGEST_KEY: digest}) as model:
+            scorer.save(model.path)
+            model.info.labels[CONTENT_LABEL] = content_version(model.path)
+    except BentoMLException:
+        # Another process (a concurrent deployment) registered the same tag between the check and
+        # the create: BentoML's store refuses the second. Its model is used once written, if it is
+        # this scorer.
+        deadline = time.monotonic() + 60
+        while (existing := _readable(already_stored)) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if existing is None:
+            raise
+        return existing
     return bentoml.models.get(tag)
+
+
+def _readable(read):
+    """``read()``, or None while another process is still writing the model (its files incomplete)."""
+    from bentoml.exceptions import BentoMLException
+
+    try:
+        return read()
+    except (BentoMLException, OSError):
+        return None

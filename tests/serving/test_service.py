@@ -341,6 +341,27 @@ def test_model_store_versions(quick, stored, tmp_path):
         save_to_model_store(other, version=stored.tag.version)
 
 
+_SAVE = """
+import sys
+from fraud_detection.model.scorer import FraudScorer
+from service.model_store import save_to_model_store
+print(save_to_model_store(FraudScorer.load(sys.argv[1]), version=sys.argv[2]).tag)
+"""
+
+
+def test_concurrent_saves_of_one_scorer_all_get_the_stored_model(quick, tmp_path):
+    # Two deployments of one champion at once: BentoML's store refuses a second create of a tag that
+    # another process registered after the check; the second saver uses the model the first wrote.
+    directory = quick.scorer.save(tmp_path / "scorer")
+    for attempt in range(3):
+        version = f"race-{attempt}-{time.time_ns()}"
+        runs = [subprocess.Popen([sys.executable, "-c", _SAVE, str(directory), version], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outputs = [run.communicate(timeout=240) for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+        assert {out.strip().splitlines()[-1] for out, _ in outputs} == {f"fraud_detector:{version}"}
+
+
 def test_health_metrics_and_docs(served):
     assert httpx.get(served.url + "/livez").status_code == 200
     assert httpx.get(served.url + "/readyz").status_code == 200
