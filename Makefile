@@ -12,8 +12,12 @@ export ZENML_ANALYTICS_OPT_IN ?= false
 export ZENML_AUTO_OPEN_DASHBOARD ?= false
 export BENTOML_DO_NOT_TRACK ?= true
 MLFLOW_DIR := $(CURDIR)/state/mlflow
+# The service image (container/): podman builds and runs it (with runc), debootstrap makes its base.
+CONTAINER_TOOLS := podman runc debootstrap
+# The console's browser tests drive Debian's chromium (Playwright cannot download a browser here).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help install run test bench lock dashboard dashboard-stop mlflow-ui stack-local eda clean-state
+.PHONY: help install run test bench lock dashboard dashboard-stop mlflow-ui stack-local eda clean-state image container-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -31,10 +35,33 @@ install: $(STAMP) ## Create .venv (if missing) and install the pinned environmen
 run: $(STAMP) ## Install, then run the main job on the embedded default data
 	$(PY) run.py
 
-test: $(STAMP) ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
-	$(PY) -m pytest
+test: $(STAMP) container-tools $(CHROMIUM) ## Install, then run the test suite (isolated ZenML/MLflow/BentoML homes)
+	FRAUD_CHROMIUM=$(CHROMIUM) $(PY) -m pytest
+# Without root, make test and make bench go on without the container tools (tests/serving/test_image.py
+# and bench/image.py skip; the test fails on CI).
+test bench: CONTAINER_TOOLS_OPTIONAL := 1
 
-bench: $(STAMP) ## Run every benchmark in bench/ (figures in bench/results/*.json)
+$(CHROMIUM): # Debian's chromium for the console's browser tests, installed only when missing
+	@echo "installing chromium from Debian's packages (the console's browser tests use it) ..."
+	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null
+	@test -x $(CHROMIUM) || { echo "chromium is not at $(CHROMIUM) after installing it; set CHROMIUM=..." >&2; exit 1; }
+
+image: $(STAMP) container-tools ## Build the service's OCI image with podman (BENTO=name:version, else the deployed champion)
+	$(PY) container/image.py $(if $(BENTO),--bento $(BENTO))
+
+container-tools: ## Install podman, runc and debootstrap with apt-get when one is missing (needs root)
+	@missing=""; for tool in $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing with apt-get (about a minute) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing > /dev/null; \
+	else \
+		echo "missing:$$missing; install as root: apt-get install -y$$missing" >&2; \
+		$(if $(CONTAINER_TOOLS_OPTIONAL),echo "(the image's test and benchmark skip without them)" >&2,exit 1); \
+	fi
+
+bench: $(STAMP) container-tools ## Run every benchmark in bench/ (figures in bench/results/*.json)
 	@set -e; for script in bench/*.py; do name=$$(basename $$script .py); \
 		case $$name in __init__|common|report|reference_service) continue;; esac; \
 		echo "== bench.$$name"; $(PY) -m bench.$$name; done

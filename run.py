@@ -4,6 +4,7 @@
     python run.py --training           # one pipeline (also --deployment, --monitoring, ...)
     python run.py --generate-data --rows 284807 --seed 7 --out data/raw/creditcard.csv
     python run.py --validate-data data/raw/creditcard.csv
+    python run.py --labels chargebacks.csv  # true labels of scored transactions into the label store
     python run.py --stack local        # register (idempotent) and activate a stack from stacks/
 
 ZenML is imported only by the actions that run pipelines or touch stacks, so the data tools
@@ -136,6 +137,18 @@ def _training(config, no_cache: bool) -> dict:
     return decision
 
 
+def _require_champion() -> None:
+    """Stop with the reason (exit 1) when no model is champion: the deployment and monitoring
+    pipelines start from the champion, and ZenML would only say ``KeyError`` deep in a traceback."""
+    from steps.champion import NoChampionError, current
+
+    try:
+        current()
+    except NoChampionError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
 def _deployment(config) -> dict:
     """Deploy the champion behind the gateway; returns the deployment record."""
     from fraud_detection.names import Artifact, Experiment, Step
@@ -143,6 +156,7 @@ def _deployment(config) -> dict:
     from pipelines.loop import output
 
     _prepare_stack(Experiment.TRAINING)
+    _require_champion()
     record = output(deployment_pipeline(deployment=config.deployment), Step.DEPLOY, Artifact.DEPLOYMENT_RECORD)
     click.echo(
         f"\nServing model {record['model_version']} on {record['url']} "
@@ -187,31 +201,52 @@ def _monitoring(monitoring, training, deployment) -> dict:
     from pipelines.loop import monitor_and_retrain
 
     _prepare_stack(Experiment.MONITORING, Experiment.RETRAINING)
+    _require_champion()
     return monitor_and_retrain(monitoring, training, deployment.deployment, click.echo)
 
 
 def _simulate(scenario: str, rows: int, rate: float | None, seed: int, strength: float | None, monitoring,
-              deployment) -> None:
-    """Send generated transactions of a scenario to the live service; their labels arrive later."""
+              deployment, labels_out: Path | None = None) -> None:
+    """Send generated transactions of a scenario to the live service; their labels arrive later
+    (in the label store, or with ``labels_out`` as a chargeback file for ``--labels``)."""
     from fraud_detection.simulation.traffic import print_progress, simulate
 
     settings = monitoring.simulate
-    result = simulate(
-        settings.url or deployment.deployment.url,
-        scenario=scenario,
-        rows=rows,
-        rate=rate,
-        seed=seed,
-        strength=strength,
-        day=settings.day,
-        batch_size=settings.batch_size,
-        label_delay=settings.label_delay,
-        api_key=os.environ.get("FRAUD_API_KEY") or None,
-        progress=print_progress,
-    )
+    try:
+        result = simulate(
+            settings.url or deployment.deployment.url,
+            scenario=scenario,
+            rows=rows,
+            rate=rate,
+            seed=seed,
+            strength=strength,
+            day=settings.day,
+            batch_size=settings.batch_size,
+            label_delay=settings.label_delay,
+            api_key=os.environ.get("FRAUD_API_KEY") or None,
+            progress=print_progress,
+            labels_out=labels_out,
+        )
+    except ValueError as error:  # e.g. --labels-out with labels that arrive later
+        raise click.UsageError(str(error)) from None
     click.echo(result.summary())
     if result.errors:
         sys.exit(1)
+
+
+def _import_labels(path: Path) -> None:
+    """Record a chargeback / case-decision file in the label store (validated whole first)."""
+    from fraud_detection.data.validation import DataValidationError
+    from fraud_detection.serving.label_import import import_label_file
+
+    try:
+        summary = import_label_file(path)
+    except DataValidationError as error:
+        click.echo(f"invalid: {error}", err=True)
+        click.echo("nothing was written", err=True)
+        sys.exit(1)
+    for line in summary.lines():
+        click.echo(line)
 
 
 def _rollback() -> None:
@@ -229,10 +264,23 @@ def _rollback() -> None:
 def _where_to_look(service_url: str | None = None) -> None:
     click.echo("\nWhere to look:")
     if service_url:
-        click.echo(f"  scoring service : {service_url} (Swagger UI; docs/api.md) - stop it: python run.py --stop-serving")
+        click.echo(f"  analyst console : {service_url}/  - {_how_to_sign_in()}")
+        click.echo(f"  scoring API     : {service_url} (Swagger UI at {service_url}/docs; docs/api.md) - "
+                   "stop it: python run.py --stop-serving")
     click.echo("  ZenML dashboard : make dashboard  ->  http://127.0.0.1:8237 (runs, artifacts, reports)")
     click.echo(f"  MLflow UI       : make mlflow-ui  ->  http://127.0.0.1:5000 (store: {paths.mlflow_dir()})")
     click.echo(f"  reports         : {paths.reports_dir()}")
+
+
+def _how_to_sign_in() -> str:
+    """How to sign in to the console: the first admin's password file while it exists (docs/console.md)."""
+    from service.console.auth import INITIAL_PASSWORD_FILE
+    from service.console.config import load_console_config
+
+    first = load_console_config().state_dir() / INITIAL_PASSWORD_FILE
+    if first.exists():
+        return f"sign in as 'admin' with the password in {first} (you choose a new one at first sign-in)"
+    return "sign in with your console user (python -m service.console add-user NAME adds one)"
 
 
 def _main_job(training, deployment, monitoring, no_cache: bool) -> None:
@@ -243,9 +291,17 @@ def _main_job(training, deployment, monitoring, no_cache: bool) -> None:
     """
     _training(training, no_cache)
     record = _deployment(deployment)
+    from fraud_detection.simulation.traffic import print_progress
+    from pipelines.loop import traffic_with_chargebacks
+
     job = monitoring.main_job
     click.echo(f"\nSimulating a day of {job.scenario} traffic to {record['url']} ...")
-    _simulate(job.scenario, job.rows, None, job.seed, job.strength, monitoring, deployment)
+    try:
+        traffic_with_chargebacks(monitoring.simulate.url or deployment.deployment.url, monitoring, job.scenario,
+                                 job.rows, job.seed, job.strength, click.echo, print_progress)
+    except (RuntimeError, ValueError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
     click.echo("\nMonitoring the traffic ...")
     outcome = _monitoring(monitoring, training, deployment)
     served = (outcome.get("deployment") or record)["model_version"]
@@ -282,7 +338,11 @@ def _activate_stack(name: str) -> None:
     help="Check a creditcard.csv: print rows, frauds, time span and fingerprint, or the first problem (exit 1).",
 )
 @click.option(
-    "--stack", "stack_name", type=click.Choice(["local", "kubernetes"]),
+    "--labels", "labels_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.csv",
+    help="Import true labels (transaction_id, Class[, label_time, source]) into the label store; see docs/console.md.",
+)
+@click.option(
+    "--stack", "stack_name", type=click.Choice(["local", "staging", "kubernetes"]),
     help="Register that stack from stacks/ (idempotent) and make it active.",
 )
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Use this YAML instead of the pipeline's configs/<pipeline>.yaml.")
@@ -293,9 +353,12 @@ def _activate_stack(name: str) -> None:
 @click.option("--scenario", default="none", show_default=True, help="Drift scenario for --generate-data and --simulate (see fraud_detection/simulation/synthetic.py).")
 @click.option("--strength", type=float, default=None, help="Scenario strength for --generate-data and --simulate (default: the scenario's own).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="Output file for --generate-data.")
+@click.option("--labels-out", "labels_out", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.csv",
+              help="With --simulate: write the true labels as a chargeback file (for --labels) instead of the label store.")
 def main(
     action: str | None,
     validate_path: Path | None,
+    labels_path: Path | None,
     stack_name: str | None,
     config_path: Path | None,
     data_path: Path | None,
@@ -306,16 +369,20 @@ def main(
     scenario: str,
     strength: float | None,
     out_path: Path | None,
+    labels_out: Path | None,
 ) -> None:
     """Credit-card fraud detection: ZenML pipelines on a pluggable stack.
 
     With no action flag, runs the main job: training, then deployment, then monitoring of a
     freshly simulated batch, on the active ZenML stack with the embedded synthetic data.
     """
-    chosen = [name for name, given in (("action", action), ("--validate-data", validate_path), ("--stack", stack_name)) if given]
+    chosen = [name for name, given in (("action", action), ("--validate-data", validate_path), ("--labels", labels_path),
+                                       ("--stack", stack_name)) if given]
     if len(chosen) > 1:
-        raise click.UsageError("give one action at a time (a pipeline flag, --generate-data, --validate-data or --stack)")
-    if stack_name:
+        raise click.UsageError("give one action at a time (a pipeline flag, --generate-data, --validate-data, --labels or --stack)")
+    if labels_path:
+        _import_labels(labels_path)
+    elif stack_name:
         _activate_stack(stack_name)
     elif validate_path:
         _validate_data(validate_path)
@@ -349,7 +416,8 @@ def main(
 
         if scenario not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}", param_hint="--scenario")
-        _simulate(scenario, rows or 5000, rate, seed, strength, _monitoring_config(config_path), _deployment_config())
+        _simulate(scenario, rows or 5000, rate, seed, strength, _monitoring_config(config_path), _deployment_config(),
+                  labels_out)
     else:  # pragma: no cover - click only passes the flag values above
         raise click.UsageError(f"unknown action {action!r}")
 

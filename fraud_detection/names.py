@@ -11,6 +11,8 @@ from enum import StrEnum
 
 # The model: a ZenML Model, an MLflow registered model and a BentoML store model of this name.
 MODEL_NAME = "fraud_detector"
+# The scoring service: the BentoML service (and Bento) of this name (service/service.py).
+SERVICE_NAME = "fraud_service"
 
 
 class Pipeline(StrEnum):

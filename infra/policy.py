@@ -11,13 +11,16 @@ altered copies that each policy rule catches what it is meant to catch.
   two replicas and a rollout that never drops below them, probes on ``/livez`` (liveness,
   startup) and ``/readyz`` (readiness), requests and limits, a non-root, read-only, unprivileged
   container with every writable path on a volume, ``FRAUD_API_KEY`` from a required Secret (fail
-  closed: a pod without the key does not start rather than serve without authentication), a
+  closed: a pod without the key does not start rather than serve without authentication), the
+  prediction log on object storage (``FRAUD_PREDICTION_LOG_DIR`` an ``s3://``-style URL, literally
+  or from a required ConfigMap key of the manifests: a pod's own disk goes with the pod), a
   Service, HPA and PDB that point at it, and a NetworkPolicy that limits ingress to the pods to
   named sources on the serving port.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Iterable, List, Optional
 
 Resource = Dict[str, Any]
@@ -26,7 +29,10 @@ Resource = Dict[str, Any]
 MIN_KUBERNETES_VERSION = "1.30"
 #: Environment variables naming folders the API writes to: each must be on a volume mount
 #: because the root filesystem is read-only.
-WRITABLE_PATH_VARIABLES = ("TMPDIR", "BENTOML_HOME", "FRAUD_STATE_DIR", "FRAUD_PREDICTION_LOG_DIR")
+WRITABLE_PATH_VARIABLES = ("TMPDIR", "BENTOML_HOME", "FRAUD_STATE_DIR", "FRAUD_SPOOL_DIR")
+#: The prediction log's location: an object-storage URL, never a folder of the pod.
+PREDICTION_LOG_VARIABLE = "FRAUD_PREDICTION_LOG_DIR"
+_OBJECT_STORAGE_URL = re.compile(r"^(?!file://)[a-z][a-z0-9+.-]*://[^/]+")
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 
 
@@ -253,6 +259,36 @@ def _deployment_problems(d: Resource, service_accounts: set) -> List[str]:
     return problems
 
 
+def _prediction_log_problems(deployment: Resource, resources: List[Resource]) -> List[str]:
+    """Every container's FRAUD_PREDICTION_LOG_DIR is an object-storage URL (a value, or a required
+    key of a ConfigMap of the manifests holding one)."""
+    problems = []
+    config_maps = {r["metadata"]["name"]: r.get("data") or {} for r in resources if r.get("kind") == "ConfigMap"}
+    for c in (deployment["spec"]["template"].get("spec") or {}).get("containers") or []:
+        where = f"{describe(deployment)} container {c.get('name')}"
+        env = {e.get("name"): e for e in c.get("env") or []}
+        variable = env.get(PREDICTION_LOG_VARIABLE)
+        if variable is None:
+            problems.append(f"{where}: env {PREDICTION_LOG_VARIABLE} is not set (the log would stay on the pod's disk)")
+            continue
+        ref = (variable.get("valueFrom") or {}).get("configMapKeyRef")
+        if ref is not None:
+            if ref.get("optional"):
+                problems.append(f"{where}: {PREDICTION_LOG_VARIABLE}'s configMapKeyRef must not be optional "
+                                f"(without it the log would stay on the pod's disk)")
+            value = config_maps.get(ref.get("name"), {}).get(ref.get("key"))
+            if value is None:
+                problems.append(f"{where}: {PREDICTION_LOG_VARIABLE} refers to ConfigMap {ref.get('name')!r} key "
+                                f"{ref.get('key')!r}, which the manifests do not define")
+                continue
+        else:
+            value = variable.get("value")
+        if not value or not _OBJECT_STORAGE_URL.match(str(value)):
+            problems.append(f"{where}: {PREDICTION_LOG_VARIABLE}={value!r} is not an object-storage URL "
+                            f"(s3://, gs://, abfs://): acknowledged predictions would go with the pod")
+    return problems
+
+
 def policy_problems(resources: List[Resource]) -> List[str]:
     """The serving policy, over one rendered overlay (see the module docstring)."""
     problems: List[str] = []
@@ -277,6 +313,7 @@ def policy_problems(resources: List[Resource]) -> List[str]:
 
     service_accounts = {r["metadata"]["name"] for r in resources if r.get("kind") == "ServiceAccount"}
     problems += _deployment_problems(deployment, service_accounts)
+    problems += _prediction_log_problems(deployment, resources)
 
     services = [r for r in resources if r.get("kind") == "Service"]
     if not services:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from zenml import pipeline
 
 from fraud_detection.data.config import DataConfig, SplitConfig
+from pipelines.image import PIPELINE_SETTINGS
 from steps.data.ingest import ingest_transactions
 from steps.data.split import split_transactions
 from steps.data.validate import validate_transactions_step
@@ -20,7 +21,7 @@ def data_gate(data: DataConfig):
     return gate(ingest_transactions(data=data), data.split)
 
 
-@pipeline(enable_cache=False)
+@pipeline(enable_cache=False, settings=PIPELINE_SETTINGS)
 def data_gate_pipeline(data: DataConfig) -> None:
     """The gate on its own: a quick check that a dataset can enter training (``data:`` of a pipeline config)."""
     data_gate(data)

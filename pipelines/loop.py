@@ -1,14 +1,24 @@
-"""The continuous-training loop: monitor -> (retrain -> promote -> redeploy) when the policy says so.
+"""The continuous-training loop: monitor -> (retrain -> promote -> redeploy) when the policy says so,
+and the traffic of the main job with its labels on the real label path.
 
-``python run.py --monitoring`` runs it. A retraining that fails, or a retrained model that does not
+``python run.py --monitoring`` runs :func:`monitor_and_retrain`. ``make run`` (``python run.py``)
+first sends a day of traffic with :func:`traffic_with_chargebacks`: each transaction carries the
+issuer's own ``transaction_id``, the true labels are written as a chargeback file (the simulator's
+``labels_out``) and that file is imported by :func:`fraud_detection.serving.label_import.import_label_file`
+-- the code ``python run.py --labels FILE.csv`` runs on a team's own file. So the retraining that
+follows learns from labels that came in the way a real team's do. A retraining that fails, or a retrained model that does not
 beat the champion, leaves the champion serving: promotion happens only at the end of a successful
 training run, and only a promoted model is deployed.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Callable
+
+from fraud_detection import paths
 
 from fraud_detection.monitoring.config import MonitoringFile
 from fraud_detection.names import Artifact, Step
@@ -23,6 +33,38 @@ from steps import champion
 def output(run, step: Step, artifact: Artifact):
     """The loaded output ``artifact`` of ``step`` in a finished pipeline run."""
     return run.steps[step].outputs[artifact][0].load()
+
+
+def chargeback_file() -> Path:
+    """Where the main job writes a run's simulated chargebacks (generated state, out of git)."""
+    return paths.state_dir() / "chargebacks" / f"simulated-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+
+
+def traffic_with_chargebacks(
+    url: str, monitoring: MonitoringFile, scenario: str, rows: int, seed: int, strength: float | None,
+    echo: Callable[[str], None] = print, progress=None, labels_file: Path | None = None,
+) -> dict:
+    """Send generated traffic to ``url``, write its labels as a chargeback file, and import that file
+    with the code of ``python run.py --labels`` (see the module doc); returns what happened."""
+    from fraud_detection.serving.label_import import import_label_file
+    from fraud_detection.simulation.traffic import simulate
+
+    settings = monitoring.simulate
+    labels_file = labels_file or chargeback_file()
+    result = simulate(
+        url, scenario=scenario, rows=rows, seed=seed, strength=strength, day=settings.day,
+        batch_size=settings.batch_size, label_delay=settings.label_delay,
+        api_key=os.environ.get("FRAUD_API_KEY") or None, progress=progress,
+        send_transaction_ids=True, labels_out=labels_file,
+    )
+    echo(result.summary())
+    if result.errors:
+        raise RuntimeError(f"the traffic was not all scored: {result.errors}")
+    echo(f"chargebacks of the traffic written to {labels_file}; importing it as `python run.py --labels` does:")
+    summary = import_label_file(labels_file)
+    for line in summary.lines():
+        echo(f"  {line}")
+    return {"simulation": result, "labels_file": str(labels_file), "labels": summary.to_dict()}
 
 
 def monitor_and_retrain(

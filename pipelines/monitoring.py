@@ -7,6 +7,7 @@ from zenml.enums import ModelStages
 
 from fraud_detection.monitoring.config import MonitoringConfig
 from fraud_detection.names import MODEL_NAME
+from pipelines.image import PIPELINE_SETTINGS
 from steps.monitoring.assess_window import assess_window
 from steps.monitoring.check_quality import check_data_quality
 from steps.monitoring.load_reference import load_reference
@@ -16,7 +17,7 @@ from steps.serving.load_champion import load_champion
 
 
 # The pipeline's model is the version in production: the champion record (steps/champion.py).
-@pipeline(enable_cache=False, model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION))
+@pipeline(enable_cache=False, model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION), settings=PIPELINE_SETTINGS)
 def monitoring_pipeline(config: MonitoringConfig) -> None:
     """``config``: the monitoring, drift and policy sections of configs/monitoring.yaml."""
     scorer, info = load_champion()

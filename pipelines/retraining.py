@@ -15,13 +15,14 @@ from zenml.client import Client
 from fraud_detection.names import CHAMPION_DATA
 from fraud_detection.training.config import TrainingFile
 from pipelines.data_gate import gate
+from pipelines.image import PIPELINE_SETTINGS
 from pipelines.training import FRAUD_DETECTOR, train_and_register
 from steps.champion import ChampionData
 from steps.training.build_retraining_set import build_retraining_set
 from steps.training.read_labelled_traffic import read_labelled_traffic
 
 
-@pipeline(model=FRAUD_DETECTOR)
+@pipeline(model=FRAUD_DETECTOR, settings=PIPELINE_SETTINGS)
 def retraining_pipeline(config: TrainingFile, window_days: float, champion: ChampionData) -> None:
     """``config`` as for the training pipeline (its data section gives the split); ``window_days`` from
     configs/monitoring.yaml ``retraining:``; ``champion``: ``steps.champion.current().data()``."""

@@ -8,6 +8,7 @@ from fraud_detection.data.config import SyntheticDataConfig
 from fraud_detection.names import MODEL_NAME
 from fraud_detection.training.config import TrainingFile
 from pipelines.data_gate import data_gate
+from pipelines.image import PIPELINE_SETTINGS
 from steps.simulation.bayes_scores import bayes_scores
 from steps.training.evaluate import evaluate_model
 from steps.training.fit_champion import fit_champion
@@ -39,7 +40,7 @@ def train_and_register(train, validation, test, config: TrainingFile, synthetic:
     register_and_promote(scorer, report, test, threshold=config.threshold, promotion=config.promotion)
 
 
-@pipeline(model=FRAUD_DETECTOR)
+@pipeline(model=FRAUD_DETECTOR, settings=PIPELINE_SETTINGS)
 def training_pipeline(config: TrainingFile) -> None:
     """``config``: configs/training.yaml (or ``--config``), validated before ZenML starts."""
     train, validation, test = data_gate(config.data)

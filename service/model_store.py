@@ -12,27 +12,53 @@ The service serves a :class:`fraud_detection.model.scorer.FraudScorer` from, in 
 The served ``model_version`` is the store tag's version, or for a directory the scorer's
 ``metadata["version"]``, else a hash of its files; :func:`save_to_model_store` uses the same rule
 to choose the tag version, so one scorer has one version wherever it is served from.
+
+Integrity (the chain registry -> store -> serving process): :func:`save_to_model_store` records two
+digests with the stored model, after loading its files back: ``content`` (label), the hash of its
+files, and ``content_digest`` (metadata), the scorer's :meth:`~FraudScorer.content_digest`, which
+must equal the digest the registry recorded at registration when the caller passes it (the
+deployment's ``build_bento`` step does). :func:`load_served_model` checks the file hash *before* any
+model parser reads the files (LightGBM aborts the whole process on some malformed files), loads them
+as data (:meth:`FraudScorer.load`), recomputes the content digest and compares it with
+``FRAUD_MODEL_DIGEST`` if set, else with the one the store recorded. A mismatch is
+:class:`ModelUnavailable`: the service logs it and stays unready, so a deployment's smoke test fails
+and the gateway keeps the previous model. A ``FRAUD_MODEL_DIR`` directory is checked only against
+``FRAUD_MODEL_DIGEST`` (it records none of its own).
+
+Messages: :class:`ModelUnavailable` says where the service looked (paths included) for the log;
+its ``public`` text, which clients see, names no path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fraud_detection.model.scorer import SCORER_FILE, FraudScorer
+from fraud_detection.model.scorer import SCORER_FILE, DigestMismatch, FraudScorer, ScorerError, verify_digest
 from fraud_detection.names import MODEL_NAME
 
 MODEL_DIR_ENV = "FRAUD_MODEL_DIR"
 MODEL_TAG_ENV = "FRAUD_MODEL_TAG"
+MODEL_DIGEST_ENV = "FRAUD_MODEL_DIGEST"
+CONTENT_LABEL = "content"  # store label: the hash of the model's files (content_version)
+DIGEST_KEY = "content_digest"  # store metadata: the scorer's content digest
 _VERSION = re.compile(r"[a-z0-9A-Z]([-_.a-z0-9A-Z]{0,61}[a-z0-9A-Z])?")
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailable(RuntimeError):
-    """No model could be loaded; the message says where the service looked."""
+    """No model could be loaded; ``str()`` says where the service looked (for the log), ``public``
+    says the same without filesystem paths (for clients)."""
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
 
 
 @dataclass(frozen=True)
@@ -77,17 +103,20 @@ def stored_model(tag: str):
 
 
 def load_served_model(name: str = MODEL_NAME) -> ServedModel:
-    """The scorer to serve (see the module doc for the order); ModelUnavailable if there is none."""
+    """The scorer to serve (see the module doc for the order and the checks); ModelUnavailable if none."""
+    expected = os.environ.get(MODEL_DIGEST_ENV) or None
     directory = os.environ.get(MODEL_DIR_ENV)
     if directory:
         path = Path(directory)
         if not (path / SCORER_FILE).is_file():
-            raise ModelUnavailable(f"{MODEL_DIR_ENV}={directory} holds no {SCORER_FILE} (a FraudScorer.save directory)")
-        try:
-            scorer = FraudScorer.load(path)
-        except Exception as error:
-            raise ModelUnavailable(f"{MODEL_DIR_ENV}={directory}: the scorer cannot be loaded: {error}") from error
-        return ServedModel(scorer, scorer_version(scorer, path), f"directory:{path.resolve()}")
+            raise ModelUnavailable(
+                f"{MODEL_DIR_ENV}={directory} holds no {SCORER_FILE} (a FraudScorer.save directory)",
+                f"{MODEL_DIR_ENV} holds no {SCORER_FILE} (a FraudScorer.save directory)",
+            )
+        scorer = _load(path, expected, f"{MODEL_DIR_ENV}={directory}", MODEL_DIR_ENV)
+        if expected is None:
+            log.warning("serving %s unverified: set %s to check its content digest", directory, MODEL_DIGEST_ENV)
+        return ServedModel(scorer, scorer_version(scorer, path), "directory")
     tag = model_tag(name)
     stored = stored_model(tag)
     if stored is None:
@@ -95,13 +124,38 @@ def load_served_model(name: str = MODEL_NAME) -> ServedModel:
 
         store = BentoMLContainer.model_store_dir.get()
         raise ModelUnavailable(
-            f"no model to serve: {MODEL_DIR_ENV} is not set and the BentoML model store ({store}) has no {tag}"
+            f"no model to serve: {MODEL_DIR_ENV} is not set and the BentoML model store ({store}) has no {tag}",
+            f"no model to serve: {MODEL_DIR_ENV} is not set and the BentoML model store has no {tag}",
         )
-    try:
-        scorer = FraudScorer.load(stored.path)
-    except Exception as error:
-        raise ModelUnavailable(f"BentoML model {stored.tag} cannot be loaded: {error}") from error
+    what = f"BentoML model {stored.tag}"
+    files = stored.info.labels.get(CONTENT_LABEL)
+    if files is not None and content_version(stored.path) != files:
+        raise ModelUnavailable(
+            f"{what} refused: its files hash to {content_version(stored.path)}, but {files} was stored "
+            "(the files changed after they were saved)",
+            f"{what} refused: its files are not the files that were stored",
+        )
+    recorded = stored.info.metadata.get(DIGEST_KEY)
+    if expected is not None and recorded is not None and recorded != expected:
+        raise ModelUnavailable(
+            f"{what} refused: the store recorded content digest {recorded}, but {MODEL_DIGEST_ENV} expects {expected}",
+            f"{what} refused: it is not the model this deployment expects",
+        )
+    scorer = _load(Path(stored.path), expected or recorded, what, what)
     return ServedModel(scorer, str(stored.tag.version), f"bentoml:{stored.tag}")
+
+
+def _load(path: Path, expected: str | None, what: str, public_what: str) -> FraudScorer:
+    try:
+        scorer = FraudScorer.load(path)
+        verify_digest(scorer, expected, what)
+    except DigestMismatch as error:
+        raise ModelUnavailable(str(error), f"{public_what} refused: its content digest is not the recorded one") from None
+    except (ScorerError, OSError, ValueError) as error:
+        raise ModelUnavailable(
+            f"{what}: the scorer cannot be loaded: {error}", f"{public_what}: the scorer cannot be loaded"
+        ) from None
+    return scorer
 
 
 def _store_metadata(scorer: FraudScorer) -> dict[str, Any]:
@@ -122,29 +176,61 @@ def save_to_model_store(
     name: str = MODEL_NAME,
     version: str | None = None,
     labels: dict[str, str] | None = None,
+    expected_digest: str | None = None,
 ):
     """Save ``scorer`` into the BentoML model store as ``<name>:<version>``; returns the stored model.
 
-    ``version`` defaults to :func:`scorer_version`. Saving the same files again returns the existing
-    model; a different scorer under an existing version is an error.
+    ``version`` defaults to :func:`scorer_version`. The digests recorded with it (module doc) are
+    those of the files as loaded back; with ``expected_digest`` (the registry's), a scorer whose
+    content differs is refused (:class:`~fraud_detection.model.scorer.DigestMismatch`) and nothing is
+    stored. Saving the same scorer again returns the existing model; a different scorer under an
+    existing version is an error.
     """
     import tempfile
 
     import bentoml
+    from bentoml.exceptions import BentoMLException
 
     with tempfile.TemporaryDirectory() as tmp:
         scorer.save(tmp)
         version = version or scorer_version(scorer, tmp)
-        digest = content_version(tmp)
+        digest = verify_digest(FraudScorer.load(tmp), expected_digest, f"the scorer to store as {name}")
     if not _VERSION.fullmatch(version):
         raise ValueError(f"{version!r} is not a valid BentoML model version")
     tag = f"{name}:{version}"
-    existing = stored_model(tag)
+
+    def already_stored():
+        existing = stored_model(tag)
+        if existing is not None and existing.info.metadata.get(DIGEST_KEY) != digest:
+            raise ValueError(f"the BentoML model store already holds a different {tag}")
+        return existing
+
+    existing = already_stored()
     if existing is not None:
-        if existing.info.labels.get("content") == digest:
-            return existing
-        raise ValueError(f"the BentoML model store already holds a different {tag}")
-    all_labels = {"family": scorer.family, "content": digest, **(labels or {})}
-    with bentoml.models.create(tag, labels=all_labels, metadata=_store_metadata(scorer)) as model:
-        scorer.save(model.path)
+        return existing
+    try:
+        with bentoml.models.create(tag, labels={"family": scorer.family, **(labels or {})},
+                                   metadata={**_store_metadata(scorer), DIGEST_KEY: digest}) as model:
+            scorer.save(model.path)
+            model.info.labels[CONTENT_LABEL] = content_version(model.path)
+    except BentoMLException:
+        # Another process (a concurrent deployment) registered the same tag between the check and
+        # the create: BentoML's store refuses the second. Its model is used once written, if it is
+        # this scorer.
+        deadline = time.monotonic() + 60
+        while (existing := _readable(already_stored)) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if existing is None:
+            raise
+        return existing
     return bentoml.models.get(tag)
+
+
+def _readable(read):
+    """``read()``, or None while another process is still writing the model (its files incomplete)."""
+    from bentoml.exceptions import BentoMLException
+
+    try:
+        return read()
+    except (BentoMLException, OSError):
+        return None

@@ -1,6 +1,6 @@
 """Register the project's ZenML stacks from their declarative definitions, idempotently.
 
-``stacks/<name>.yaml`` (``local`` or ``kubernetes``) lists the stack name and its components
+``stacks/<name>.yaml`` (``local``, ``staging`` or ``kubernetes``) lists the stack name and its components
 (name, type, flavor, configuration). :func:`register_stack` resolves the placeholders, checks
 everything it can *before* writing (all required environment variables present, known flavors,
 valid configurations, no name clash with a component of another flavor), then
@@ -13,7 +13,7 @@ valid configurations, no name clash with a component of another flavor), then
 
 Running it twice creates and changes nothing the second time. Usage::
 
-    python -m stacks.register local|kubernetes [--no-activate]
+    python -m stacks.register local|staging|kubernetes [--no-activate]
 
 or ``from stacks.register import register_stack; register_stack("local")``.
 """
@@ -39,8 +39,8 @@ if TYPE_CHECKING:  # ZenML is imported lazily: importing this module stays cheap
 STACKS_DIR = Path(__file__).resolve().parent
 
 #: Definition names accepted by :func:`load_definition`, with the file each one lives in.
-DEFINITIONS = {"local": "local.yaml", "kubernetes": "kubernetes.yaml"}
-_ALIASES = {"k8s": "kubernetes", "fraud_local": "local", "fraud_k8s": "kubernetes"}
+DEFINITIONS = {"local": "local.yaml", "staging": "staging.yaml", "kubernetes": "kubernetes.yaml"}
+_ALIASES = {"k8s": "kubernetes", "fraud_local": "local", "fraud_staging": "staging", "fraud_k8s": "kubernetes"}
 
 #: ``flavor: from_path`` on an artifact store: the flavor follows the scheme of ``path``.
 ARTIFACT_STORE_SCHEMES = {"s3://": "s3", "gs://": "gcp", "az://": "azure", "abfs://": "azure"}
@@ -120,7 +120,7 @@ def definition_path(name: str) -> Path:
 
 
 def load_definition(name: str) -> Dict[str, Any]:
-    """The raw (unresolved) definition of stack ``local`` or ``kubernetes``."""
+    """The raw (unresolved) definition of stack ``local``, ``staging`` or ``kubernetes``."""
     path = definition_path(name)
     with open(path, encoding="utf-8") as f:
         definition = yaml.safe_load(f)
@@ -256,8 +256,9 @@ def resolve_definition(
     resolved = []
     for comp in definition["components"]:
         config = _substitute(dict(comp.get("configuration") or {}), environ, project)
-        # An optional variable left empty means "leave this field unset".
-        config = {k: v for k, v in config.items() if v not in ("", None)}
+        # An optional variable left empty means "leave this field unset" (at any depth; a mapping
+        # left empty is unset too).
+        config = _without_empty(config)
         secrets = _substitute(dict(comp.get("secrets") or {}), environ, project)
         secrets = {k: str(v) for k, v in secrets.items() if v not in ("", None)}
         flavor = _substitute(comp["flavor"], environ, project)
@@ -275,6 +276,16 @@ def resolve_definition(
     return _substitute(definition["name"], environ, project), resolved
 
 
+def _without_empty(config: Dict[str, Any]) -> Dict[str, Any]:
+    pruned = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            value = _without_empty(value)
+        if value not in ("", None, {}):
+            pruned[key] = value
+    return pruned
+
+
 def _flavor_from_path(component: str, path: str) -> str:
     for scheme, flavor in ARTIFACT_STORE_SCHEMES.items():
         if path.startswith(scheme):
@@ -282,7 +293,7 @@ def _flavor_from_path(component: str, path: str) -> str:
     raise StackDefinitionError(
         f"{component}: cannot tell the artifact store flavor from path '{path}': it must start "
         f"with one of {', '.join(ARTIFACT_STORE_SCHEMES)} (FRAUD_ARTIFACT_BUCKET for the "
-        f"Kubernetes stack)."
+        f"staging and Kubernetes stacks)."
     )
 
 
@@ -406,7 +417,7 @@ def register_stack(
     environ: Optional[Mapping[str, str]] = None,
     verbose: bool = False,
 ) -> RegisteredStack:
-    """Register (or bring up to date) stack ``local`` or ``kubernetes`` and activate it.
+    """Register (or bring up to date) stack ``local``, ``staging`` or ``kubernetes`` and activate it.
 
     Idempotent: a second call with the same environment creates and changes nothing.
 

@@ -2,7 +2,8 @@
 
 **The record** is the stage of the ZenML Model ``fraud_detector``: the version in stage
 ``production`` is the champion, as in ZenML's e2e template. Its run metadata names the MLflow
-registry version it registered (``mlflow_version``, ``mlflow_run_id``), and its artifacts are the
+registry version it registered (``mlflow_version``, ``mlflow_run_id``) and in which registry
+(``mlflow_tracking_uri``), and its artifacts are the
 data it learned from (``train_transactions``, ...), so the model that is served, the model that
 monitoring scores with, the reference data monitoring compares against and the data a retraining
 starts from all come from this one version.
@@ -14,6 +15,13 @@ shows the same roles. Nothing reads the mirror back: moving the alias by hand ch
 **History**: each promotion stamps ``promoted_at`` on the version, a rollback stamps
 ``rolled_back_at`` on the version it leaves; :func:`rollback` hands production to the most recently
 promoted version before the current one that was never rolled back. No version is deleted.
+
+**One registry per record.** MLflow version numbers repeat across registries, so a record read by a
+stack whose MLflow tracker is another registry than the one the champion was registered in would
+load (or compare against, or mirror into) a different model under the same number. Every reader
+therefore gets the champion only through :func:`current` / :func:`current_or_none`, which refuse,
+by name, a record from another registry (two stacks with different MLflow trackers sharing one
+ZenML store) instead of reading "version 3" of the wrong registry.
 
 Readers: the deployment and monitoring pipelines (:func:`current`, through ``load_champion``), the
 retraining pipeline (the champion's data artifacts), promotion (the champion to beat),
@@ -37,6 +45,7 @@ from fraud_detection.training import registry
 from fraud_detection.training.promotion import CHALLENGER, CHAMPION
 
 PROMOTED_AT = "promoted_at"
+TRACKING_URI = "mlflow_tracking_uri"  # run metadata of the model version: the registry it was registered in
 ROLLED_BACK_AT = "rolled_back_at"
 
 
@@ -68,6 +77,25 @@ class Champion:
     def mlflow_run_id(self) -> str | None:
         value = self.version.run_metadata.get("mlflow_run_id")
         return None if value is None else str(value)
+
+    @property
+    def registry_uri(self) -> str | None:
+        """The MLflow tracking URI the champion was registered in (None for records made before it was kept)."""
+        value = self.version.run_metadata.get(TRACKING_URI)
+        return None if value is None else str(value)
+
+    def require_registry(self, tracking_uri: str | None) -> "Champion":
+        """This champion, if it was registered in ``tracking_uri`` (the reader's MLflow); else :class:`NoChampionError`."""
+        recorded = self.registry_uri
+        if recorded is None or tracking_uri is None or _same_uri(recorded, tracking_uri):
+            return self
+        raise NoChampionError(
+            f"{self.describe()} is champion in this ZenML store, but it was registered in the MLflow registry "
+            f"at {recorded}, and this stack's MLflow tracker is {tracking_uri}: MLflow version numbers repeat "
+            "across registries, so it is not read from this one. Two stacks with different MLflow trackers "
+            "share one ZenML store: give each its own ZenML store (or server), or the same MLflow tracker, "
+            "or switch back to the stack that trained it (zenml stack set ...)"
+        )
 
     @property
     def model_uri(self) -> str:
@@ -120,23 +148,59 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def _same_uri(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def stack_tracking_uri() -> str | None:
+    """The active stack's MLflow tracking URI (None on a stack without an experiment tracker)."""
+    tracker = Client().active_stack.experiment_tracker
+    return None if tracker is None else str(tracker.get_tracking_uri())
+
+
 def current_or_none() -> Champion | None:
-    """The champion, or None when no version of the model is in production."""
+    """The champion, or None when no version of the model is in production.
+
+    :class:`NoChampionError` when the champion was registered in another MLflow registry than the
+    active stack's (see the module docstring).
+    """
     try:
         version = Client().get_model_version(MODEL_NAME, ModelStages.PRODUCTION)
     except KeyError:
         return None
-    return Champion(version)
+    return Champion(version).require_registry(stack_tracking_uri())
+
+
+def why_no_champion() -> str:
+    """Why nothing is in production: no model trained yet, or why the last trained one was not promoted."""
+    try:
+        last = Client().get_model_version(MODEL_NAME)  # the latest version
+    except KeyError:
+        return (
+            f"there is no champion: no model {MODEL_NAME} has been trained yet on this stack. "
+            "Train one first: python run.py --training"
+        )
+    meta = last.run_metadata
+    reasons = [str(r) for r in (meta.get("reasons") or [])]
+    failed = [r for r in reasons if r.startswith("gate ")] or reasons
+    mlflow = f", MLflow version {meta['mlflow_version']}" if meta.get("mlflow_version") is not None else ""
+    if failed:
+        why = "it was not promoted: " + "; ".join(failed)
+    else:
+        why = "its training run did not reach the promotion step"
+    return (
+        f"there is no champion: no version of the ZenML model {MODEL_NAME} is in production. The last "
+        f"trained model (version {last.number}{mlflow}, {last.created:%Y-%m-%d %H:%M} UTC) is not champion "
+        f"because {why}. Train a model that passes promotion.gates (configs/training.yaml, or --config): "
+        "python run.py --training"
+    )
 
 
 def current() -> Champion:
-    """The champion; :class:`NoChampionError` saying what to do when there is none."""
+    """The champion; :class:`NoChampionError` saying why there is none and what to do."""
     champion = current_or_none()
     if champion is None:
-        raise NoChampionError(
-            f"no version of the ZenML model {MODEL_NAME} is in production: train one that passes the "
-            "promotion gates first (python run.py --training)"
-        )
+        raise NoChampionError(why_no_champion())
     return champion
 
 

@@ -31,6 +31,8 @@ def isolated_environment(root: Path) -> dict[str, str]:
         "FRAUD_DATA_DIR": str(root / "data"),
         "FRAUD_REPORTS_DIR": str(root / "reports"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'state' / 'mlflow' / 'mlflow.db'}",
+        # Never a user's clusters; the kubernetes client reads this once, when it is first imported.
+        "KUBECONFIG": str(root / "kubeconfig"),
         "GIT_PYTHON_REFRESH": "quiet",
     }
 

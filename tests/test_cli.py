@@ -75,3 +75,43 @@ def test_unknown_scenario_is_a_usage_error_naming_the_valid_ones(tmp_path):
     assert result.returncode == 2
     assert "covariate_shift" in result.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.timeout(2400)  # three CLI runs, one of them training on 40,000 rows (~2 min on 2 idle cores)
+def test_without_a_champion_deployment_main_job_and_monitoring_say_why_and_exit_1(tmp_path):
+    """No KeyError traceback from ZenML: each command names the reason the last model was not promoted."""
+    import yaml
+
+    from testkit.pipeline_configs import small_training_config
+    from testkit.sandbox import isolated_environment
+
+    # Its own ZenML/MLflow homes: the session's sandbox may hold a champion from other tests.
+    root = tmp_path / "sandbox"
+    (root / "zenml-repo").mkdir(parents=True)
+    (root / "state" / "mlflow").mkdir(parents=True)
+    env = {**os.environ, **isolated_environment(root)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], capture_output=True,
+                              text=True, env=env, timeout=1200, cwd=PROJECT_ROOT)
+
+    def says_why(result: subprocess.CompletedProcess, *why: str) -> None:
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, output[-3000:]
+        assert "Traceback" not in output and "KeyError" not in output, output[-3000:]
+        assert "error: there is no champion" in result.stderr
+        for part in why:
+            assert part in result.stderr, result.stderr[-2000:]
+
+    says_why(cli("--deployment"), "no model fraud_detector has been trained yet", "python run.py --training")
+
+    # The main job trains a model that fails a gate, then stops before deployment, saying which gate.
+    content = small_training_config().model_dump(mode="json")
+    content["promotion"]["gates"]["min_average_precision"] = 0.999
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(content))
+    main_job = cli("--config", str(strict))
+    assert "Training finished" in main_job.stdout and ": challenger" in main_job.stdout, main_job.stdout[-3000:]
+    says_why(main_job, "was not promoted: gate min_average_precision fails: average_precision",
+             "< 0.999", "(version 1, MLflow version 1,")
+    says_why(cli("--monitoring"), "was not promoted: gate min_average_precision fails")

@@ -166,7 +166,10 @@ def _column_problem(series: pd.Series, bad: pd.Series, column: str, message: str
 
 
 def validate_transactions(frame: pd.DataFrame, source: str = "<frame>") -> DataValidationReport:
-    """Check columns, types, finiteness, ranges and labels; never raises for bad data."""
+    """Check columns, types, finiteness, ranges and labels; never raises for bad data.
+
+    The ranges are :data:`fraud_detection.data.schema.RANGES`, the ones the scoring service enforces.
+    """
     report = DataValidationReport(source=source, rows=len(frame))
     problems = report.problems
 
@@ -208,11 +211,13 @@ def validate_transactions(frame: pd.DataFrame, source: str = "<frame>") -> DataV
             continue
         numeric[column] = values
 
-    for column, minimum in schema.MIN_VALUE.items():
+    for column, (low, high) in schema.RANGES.items():
         if column in numeric:
-            below = numeric[column] < minimum
+            below, above = numeric[column] < low, numeric[column] > high
             if below.any():
-                problems.append(_column_problem(numeric[column], below, column, f"value below {minimum:g}"))
+                problems.append(_column_problem(numeric[column], below, column, f"value below {low:g}"))
+            if above.any():
+                problems.append(_column_problem(numeric[column], above, column, f"value above {high:g}"))
 
     if schema.LABEL in numeric:
         labels = numeric[schema.LABEL]

@@ -30,10 +30,27 @@ calibration, threshold, metadata); :meth:`FraudScorer.load` reads them back. For
 ``mlflow.xgboost``, ``mlflow.sklearn``), a signature and an input example, with ``scorer.json`` as an
 extra file of the model, so :func:`load_scorer_from_mlflow` rebuilds the whole scorer from the model
 URI alone.
+
+Trusted loading: a stored model is data, never code. Boosters load as boosters (LightGBM
+``Booster(model_file=...)``, XGBoost ``Booster().load_model(...)``), scikit-learn models through skops
+with :data:`SKOPS_TRUSTED_TYPES` only, whatever class, file name or trusted-type list the artifact's own
+metadata names; ``mlflow.<flavor>.load_model`` (which unpickles or instantiates the class an artifact
+names) is never used. The model file is always the family's (:data:`MODEL_FILES`), inside the artifact.
+
+Content digest (:meth:`FraudScorer.content_digest`): a sha256 of what decides a score -- the scoring
+parameters of ``scorer.json`` (transform, standardisation, calibration, threshold; not the free-form
+metadata) and the model's content: the booster's own model text (LightGBM) or JSON (XGBoost), and
+for scikit-learn models a walk of the estimator's state (:func:`_hash_state`). That walk is written
+here because neither the files nor the library hash are stable for one model: skops zips carry
+timestamps and object ids, and ``joblib.hash`` hashes arrays' raw memory, including the uninitialised
+padding bytes of scikit-learn's tree node records, which differ after every reload. Registration
+records the digest of the registered artifact as loaded back; the BentoML store and the service
+recompute it and refuse a model whose digest differs (:func:`verify_digest`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tempfile
@@ -78,6 +95,10 @@ for _i, _feature in enumerate(FEATURE_NAMES):
 
 class ScorerError(ValueError):
     pass
+
+
+class DigestMismatch(ScorerError):
+    """A model's content is not the content that was recorded for it."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -309,18 +330,41 @@ class FraudScorer:
 
     @classmethod
     def load(cls, directory: str | Path) -> "FraudScorer":
+        """Read a :meth:`save` directory: the family's own model file, loaded as data (module doc)."""
         directory = Path(directory)
         path = directory / SCORER_FILE
         if not path.is_file():
             raise ScorerError(f"{directory} holds no {SCORER_FILE}")
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (UnicodeDecodeError, ValueError) as error:
+            raise ScorerError(f"{path} is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise ScorerError(f"{path} is not a scorer description")
         family = data.get("family")
         if family not in MODEL_FILES:
             raise ScorerError(f"{path}: unknown model family {family!r}")
-        model_path = directory / data.get("model_file", MODEL_FILES[family])
+        model_file = MODEL_FILES[family]
+        if data.get("model_file", model_file) != model_file:
+            raise ScorerError(f"{path}: a {family} model is stored in {model_file}, not {data.get('model_file')!r}")
+        model_path = directory / model_file
         if not model_path.is_file():
-            raise ScorerError(f"{directory} holds no model file {model_path.name}")
+            raise ScorerError(f"{directory} holds no model file {model_file}")
         return cls.from_dict(data, load_native_model(family, model_path))
+
+    # ---------------------------------------------------------------- content digest
+
+    def content_digest(self) -> str:
+        """``sha256:<hex>`` of what decides a score: scoring parameters and model content (module doc).
+
+        Stable across save/load and across MLflow, ZenML and the BentoML store for a model that has
+        been loaded from a file once (registration digests the registered artifact as loaded back).
+        """
+        parameters = {k: v for k, v in self.to_dict().items() if k not in ("metadata", "n_estimators", "model_file")}
+        canonical = json.dumps(_floats(parameters), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode())
+        digest.update(b"\0" + _model_content(self))
+        return "sha256:" + digest.hexdigest()
 
     def __repr__(self) -> str:
         return (
@@ -329,20 +373,98 @@ class FraudScorer:
         )
 
 
+def _floats(value: Any) -> Any:
+    """Numbers as floats: ``0`` and ``0.0`` are one parameter (a reload turns one into the other)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_floats(v) for v in value]
+    return value
+
+
+def _model_content(scorer: FraudScorer) -> bytes:
+    if scorer.family == "lightgbm":
+        return _kept_trees(scorer).model_to_string().encode()
+    if scorer.family == "xgboost":
+        return bytes(_kept_trees(scorer).save_raw("json"))
+    digest = hashlib.sha256()
+    _hash_state(scorer.model, digest)
+    return digest.hexdigest().encode()
+
+
+def _hash_state(value: Any, digest: Any, depth: int = 0) -> None:
+    """Feed an object's state to ``digest``: arrays by dtype, shape and C-ordered values (structured
+    arrays field by field, so padding is left out), containers item by item, other objects by their
+    class and pickle state (``__reduce_ex__``)."""
+    if depth > 64:
+        raise ScorerError("the model's state is nested too deeply to digest")
+    update = digest.update
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        update(repr((type(value).__name__, value)).encode())
+    elif isinstance(value, np.ndarray):
+        update(f"ndarray{value.shape}{value.dtype.str}".encode())
+        if value.dtype.names:
+            for name in value.dtype.names:
+                update(name.encode())
+                _hash_state(value[name], digest, depth + 1)
+        elif value.dtype.hasobject:
+            for item in value.ravel(order="C"):
+                _hash_state(item, digest, depth + 1)
+        else:
+            update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, np.generic):
+        _hash_state(np.asarray(value), digest, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        update(f"{type(value).__name__}{len(value)}".encode())
+        for item in value:
+            _hash_state(item, digest, depth + 1)
+    elif isinstance(value, dict):
+        update(f"dict{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _hash_state(key, digest, depth + 1)
+            _hash_state(value[key], digest, depth + 1)
+    elif isinstance(value, type):
+        update(f"type:{value.__module__}.{value.__qualname__}".encode())
+    else:
+        reduced = value.__reduce_ex__(4)
+        update(f"object:{type(value).__module__}.{type(value).__qualname__}".encode())
+        if isinstance(reduced, tuple):
+            for part in reduced[1:3]:  # constructor arguments and state
+                _hash_state(part, digest, depth + 1)
+
+
+def verify_digest(scorer: FraudScorer, expected: str | None, what: str) -> str:
+    """The scorer's digest; :class:`DigestMismatch` naming both digests if ``expected`` is another."""
+    actual = scorer.content_digest()
+    if expected is not None and actual != expected:
+        raise DigestMismatch(f"{what} refused: its content digest is {actual}, but {expected} was recorded for it")
+    return actual
+
+
 def load_native_model(family: str, path: Path) -> Any:
-    if family == "lightgbm":
-        import lightgbm as lgb
+    """The family's model from ``path``, as data: a booster, or a skops file with the trusted types only."""
+    try:
+        if family == "lightgbm":
+            import lightgbm as lgb
 
-        return lgb.Booster(model_file=str(path))
-    if family == "xgboost":
-        import xgboost as xgb
+            return lgb.Booster(model_file=str(path))
+        if family == "xgboost":
+            import xgboost as xgb
 
-        booster = xgb.Booster()
-        booster.load_model(str(path))
-        return booster
-    import skops.io
+            booster = xgb.Booster()
+            booster.load_model(str(path))
+            return booster
+        if family not in SKOPS_TRUSTED_TYPES:
+            raise ScorerError(f"unknown model family {family!r}")
+        import skops.io
 
-    return model_from_sklearn_artifact(skops.io.load(str(path), trusted=SKOPS_TRUSTED_TYPES[family]))
+        return model_from_sklearn_artifact(skops.io.load(str(path), trusted=SKOPS_TRUSTED_TYPES[family]))
+    except ScorerError:
+        raise
+    except Exception as error:  # the libraries' own errors: corrupt file, untrusted type, wrong format
+        raise ScorerError(f"{path.name} is not a loadable {family} model: {type(error).__name__}: {error}") from None
 
 
 def sklearn_artifact(scorer: FraudScorer) -> Any:
@@ -519,20 +641,33 @@ def load_scorer_from_mlflow(model_uri: str, dst_path: str | None = None) -> Frau
     import mlflow
     from mlflow.models import Model
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst_path))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst_path)).resolve()
     scorer_path = local / "extra_files" / SCORER_FILE
     if not scorer_path.is_file():
         raise ScorerError(f"{model_uri} was not logged by log_scorer_to_mlflow: it has no extra_files/{SCORER_FILE}")
-    data = json.loads(scorer_path.read_text())
-    family = data.get("family")
-    if family == "lightgbm":
-        model = mlflow.lightgbm.load_model(str(local))
-    elif family == "xgboost":
-        model = mlflow.xgboost.load_model(str(local))
-    elif family in SKOPS_TRUSTED_TYPES:
-        # Not mlflow.sklearn.load_model: it takes the trusted types from the artifact itself.
-        flavor = Model.load(str(local)).flavors["sklearn"]
-        model = load_native_model(family, local / flavor["pickled_model"])
-    else:
+    try:
+        data = json.loads(scorer_path.read_text())
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ScorerError(f"{model_uri}: {SCORER_FILE} is not JSON: {error}") from None
+    family = data.get("family") if isinstance(data, dict) else None
+    if family not in MODEL_FILES:
         raise ScorerError(f"{model_uri}: unknown model family {family!r} in {SCORER_FILE}")
-    return FraudScorer.from_dict(data, model)
+    # Not mlflow.<flavor>.load_model: it unpickles or instantiates whatever the artifact names. Only
+    # the file's location is taken from MLmodel, and it must lie inside the artifact.
+    flavor_name, key = _FLAVOR_FILE[family]
+    flavors = Model.load(str(local)).flavors
+    if flavor_name not in flavors or not isinstance(flavors[flavor_name].get(key), str):
+        raise ScorerError(f"{model_uri}: a {family} model needs the MLflow flavor {flavor_name!r} with its {key!r}")
+    model_path = (local / flavors[flavor_name][key]).resolve()
+    if not model_path.is_relative_to(local) or not model_path.is_file():
+        raise ScorerError(f"{model_uri}: the {flavor_name} flavor's {key!r} names no file inside the model")
+    return FraudScorer.from_dict(data, load_native_model(family, model_path))
+
+
+# Where each family's model file is named in MLmodel: (flavor, key).
+_FLAVOR_FILE: Mapping[str, tuple[str, str]] = {
+    "lightgbm": ("lightgbm", "data"),
+    "xgboost": ("xgboost", "data"),
+    "logistic_regression": ("sklearn", "pickled_model"),
+    "random_forest": ("sklearn", "pickled_model"),
+}

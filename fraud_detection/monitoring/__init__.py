@@ -3,11 +3,11 @@ and the retraining policy (pure domain code: no ZenML here; the pipeline wraps i
 
 * :mod:`.drift` - data quality, feature drift, prediction (score) drift and alert rate, with the
   reference stratified by hour of day (Evidently 0.7 report);
+* :mod:`.thresholds` - each window's thresholds, from the null distribution of every statistic
+  when the reference is resampled at the window's size and hours;
 * :mod:`.performance` - metrics on the labelled part, fraud rate, new-fraud-pattern check;
 * :mod:`.policy` - :func:`decide` (retrain or not, and why);
-* :mod:`.config` - ``configs/monitoring.yaml`` (and the calibrated thresholds' own file);
-* :mod:`.calibrate` - thresholds calibrated on no-change windows
-  (``python -m fraud_detection.monitoring.calibrate``).
+* :mod:`.config` - ``configs/monitoring.yaml``.
 """
 
 from fraud_detection.monitoring.drift import (
@@ -17,10 +17,12 @@ from fraud_detection.monitoring.drift import (
     DriftResult,
     MonitoringInputError,
     Reference,
+    Thresholds,
     check_quality,
     detect_drift,
     hour_of_day,
     match_hours,
+    window_thresholds,
 )
 from fraud_detection.monitoring.performance import (
     LabelledPerformance,
@@ -44,6 +46,7 @@ __all__ = [
     "NoveltyIndex",
     "PerformanceResult",
     "Reference",
+    "Thresholds",
     "assess_labelled",
     "check_quality",
     "compare_to_champion",
@@ -52,4 +55,5 @@ __all__ = [
     "hour_of_day",
     "match_hours",
     "performance_on_labelled",
+    "window_thresholds",
 ]

@@ -5,11 +5,16 @@ What is compared
 * **Features**: ``V1``..``V28`` and ``Amount`` (:data:`MONITORED_FEATURES`), one Evidently
   ``ValueDrift`` per column with the configured method (default: Evidently's own default for
   large data, the Wasserstein distance divided by the reference's standard deviation) and a
-  per-feature threshold calibrated on no-change data (:mod:`fraud_detection.monitoring.calibrate`).
-  The window drifts at dataset level when the share of drifted features reaches ``drift_share``
-  (Evidently's ``DriftedColumnsCount`` rule, ``share >= drift_share``).
+  per-feature threshold computed for this window (:func:`window_thresholds`, see
+  :mod:`fraud_detection.monitoring.thresholds`: the statistic's null distribution when the
+  reference is resampled at the window's size and hours). The window drifts at dataset level when
+  the share of drifted features reaches ``drift_share`` (Evidently's ``DriftedColumnsCount`` rule,
+  ``share >= drift_share``).
 * **Prediction drift**: the distribution of the model's scores, compared on the logit scale
-  (``score_logit``; on the probability scale 99 % of the mass sits in one bin next to 0), and the
+  (``score_logit``; on the probability scale 99 % of the mass sits in one bin next to 0) above the
+  reference's ``score_floor_quantile`` (lower scores count as that quantile: :func:`top_scores`).
+  The bulk of low scores follows the population's day-to-day movement through components the model
+  barely uses; the top, where alerts are decided, does not unless the model is affected. And the
   **alert rate** (share of scores at or above the decision threshold) against the reference's.
 * **Data quality** of the window: the schema checks of :mod:`fraud_detection.data.validation`
   (non-numbers, missing and non-finite values, negative amounts) and, for information, how many
@@ -35,9 +40,9 @@ Two choices remove it:
    Every statistic (feature drift, score drift, alert rate, and in
    :mod:`~fraud_detection.monitoring.performance` the fraud rate) is then computed against
    what the *same hours* looked like in the reference. Under no change the matched reference is a
-   sample of the window's own distribution, so the statistics have their sampling distribution
-   only, which is what the calibrated thresholds are set on; a reweighting would do the same but
-   Evidently's tests take no weights.
+   sample of the window's population at those hours, so the statistics have their sampling
+   distribution only, which is what the computed thresholds are set on; a reweighting would do
+   the same but Evidently's tests take no weights.
 
    A method "robust to the rhythm" (e.g. a loose threshold) would instead blunt every test at all
    hours, and could not correct the alert and fraud rates, which differ by hour the most.
@@ -47,8 +52,9 @@ Engines
 ``engine="evidently"`` (the default) runs an Evidently 0.7 ``Report`` and keeps its ``Snapshot``,
 so a caller saves Evidently's HTML with :meth:`DriftResult.save_html`. ``engine="stattest"`` calls
 the same registered Evidently statistical tests directly, without building the report and its
-plots (about 40 times faster): the calibration, which needs thousands of windows, uses it, and
-the tests check that both engines give the same numbers.
+plots: the benchmark, which judges hundreds of windows, uses it, and the tests check that both
+engines give the same numbers (the Wasserstein statistic is computed with numpy there, see
+:mod:`fraud_detection.monitoring.thresholds`).
 """
 
 from __future__ import annotations
@@ -68,6 +74,14 @@ from fraud_detection.config import Section
 from fraud_detection.data import schema
 from fraud_detection.data.validation import validate_transactions
 from fraud_detection.model.features import hour_of_day
+from fraud_detection.monitoring.thresholds import (
+    DISTANCE_METHODS,
+    P_VALUE_METHODS,
+    Thresholds,
+    column_statistics,
+    drifted,
+    null_thresholds,
+)
 
 __all__ = [
     "DISTANCE_METHODS",
@@ -75,6 +89,7 @@ __all__ = [
     "P_VALUE_METHODS",
     "SCORE_COLUMN",
     "DataQuality",
+    "Thresholds",
     "DriftConfig",
     "DriftResult",
     "FeatureDrift",
@@ -86,19 +101,19 @@ __all__ = [
     "check_quality",
     "compare_rates",
     "detect_drift",
+    "drifted",
+    "window_thresholds",
     "hour_of_day",
     "match_hours",
+    "score_floor",
     "score_logit",
+    "top_scores",
 ]
 
 # Time is left out on purpose (see the module docstring).
 MONITORED_FEATURES: tuple[str, ...] = tuple(c for c in schema.TRANSACTION_FIELDS if c != schema.TIME)
 SCORE_COLUMN = "score_logit"
 
-# Evidently's numerical drift methods, by what their score means: a distance drifts when the score
-# is at or above the threshold, a p-value when it is below.
-DISTANCE_METHODS: tuple[str, ...] = ("wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "ed")
-P_VALUE_METHODS: tuple[str, ...] = ("ks", "mannw", "t_test", "anderson", "cramer_von_mises", "es")
 _SCORE_CLIP = 1e-7
 _HOURS = 24
 
@@ -118,13 +133,25 @@ class DriftConfig(Section):
     model_config = ConfigDict(allow_inf_nan=False)
 
     feature_method: str = "wasserstein"
-    # Per-feature thresholds (calibrated); features not listed use default_feature_threshold.
-    feature_thresholds: dict[str, float] = Field(default_factory=dict)
-    default_feature_threshold: float = Field(0.1, ge=0)
     # Dataset drift when (drifted features / monitored features) >= drift_share.
     drift_share: float = Field(0.05, gt=0, le=1)
     score_method: str = "wasserstein"
-    score_threshold: float = Field(0.1, ge=0)
+    # Prediction drift is judged on the top of the score distribution, where decisions are made:
+    # score logits below the reference's score_floor_quantile count as that quantile. (The bulk of
+    # low scores follows the day-to-day wobble of the population without changing any decision.)
+    score_floor_quantile: float = Field(0.9, ge=0, lt=1)
+    # ... and only a move of at least score_min_effect counts (a distance method's value; Evidently's
+    # own default for the normed Wasserstein distance is 0.1, a tenth of a standard deviation). The
+    # null threshold alone says "beyond sampling noise", which a model leaning on components that
+    # wobble from day to day reaches on ordinary days (a logistic-regression champion did).
+    score_min_effect: float = Field(0.1, ge=0)
+    # Thresholds are computed for each window from the reference (thresholds.py): the null
+    # distribution of every statistic over null_resamples pairs of reference samples of the
+    # window's size and hours. feature_alpha: P(dataset feature drift | no change); score_alpha:
+    # P(prediction drift | no change).
+    null_resamples: int = Field(100, ge=20)
+    feature_alpha: float = Field(0.01, gt=0, lt=1)
+    score_alpha: float = Field(0.004, gt=0, lt=1)
     # Stratify the reference by hour of day to the current window's hours.
     match_hours: bool = True
     time_origin_hour: float = 0.0  # hour of day at Time = 0 (midnight for the synthetic data)
@@ -140,6 +167,9 @@ class DriftConfig(Section):
     # median of the reference frauds' own (leave-one-out) distances and is novelty_legit_ratio
     # times its distance to the nearest reference legitimate payments, on the features where
     # frauds differ from legitimate payments by at least novelty_min_effect standard deviations.
+    # The distance is relative to the reference's own frauds; the factor was chosen on development
+    # seeds (bench/monitoring.py documents them): 0.08 % of known-pattern frauds count as novel
+    # and missed at 3.0, 99 % of frauds of a new pattern do.
     novelty_neighbours: int = Field(5, ge=1)
     novelty_distance_factor: float = Field(3.0, gt=0)
     novelty_legit_ratio: float = Field(2.0, ge=0)
@@ -151,30 +181,6 @@ class DriftConfig(Section):
         if method not in DISTANCE_METHODS + P_VALUE_METHODS:
             raise ValueError(f"unknown method {method!r}; use one of {', '.join(DISTANCE_METHODS + P_VALUE_METHODS)}")
         return method
-
-    @field_validator("feature_thresholds")
-    @classmethod
-    def _monitored_features(cls, thresholds: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(thresholds) - set(MONITORED_FEATURES))
-        if unknown:
-            raise ValueError(
-                f"unknown feature(s) {', '.join(unknown)}; monitored: {', '.join(MONITORED_FEATURES)} "
-                "(Time is never a drift feature)"
-            )
-        negative = sorted(name for name, value in thresholds.items() if value < 0)
-        if negative:
-            raise ValueError(f"threshold(s) of {', '.join(negative)} must be >= 0")
-        return thresholds
-
-    def threshold_of(self, feature: str) -> float:
-        return float(self.feature_thresholds.get(feature, self.default_feature_threshold))
-
-
-def drifted(method: str, score: float, threshold: float) -> bool:
-    """Evidently's rule: a distance drifts at or above its threshold, a p-value below it."""
-    if method in P_VALUE_METHODS:
-        return bool(score < threshold)
-    return bool(score >= threshold)
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,6 +482,16 @@ def score_logit(scores: Any) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def score_floor(reference_scores: Any, quantile: float) -> float:
+    """The logit below which scores count as equal for prediction drift (the reference's quantile)."""
+    return float(np.quantile(score_logit(reference_scores), quantile))
+
+
+def top_scores(scores: Any, floor: float) -> np.ndarray:
+    """Score logits with everything below ``floor`` set to it: what prediction drift compares."""
+    return np.maximum(score_logit(scores), floor)
+
+
 @dataclass(frozen=True)
 class FeatureDrift:
     column: str
@@ -498,6 +514,8 @@ class ScoreDrift:
     score: float
     threshold: float
     drifted: bool
+    floor_quantile: float = 0.0  # scores below the reference's quantile count as equal
+    null_threshold: float | None = None  # the null distribution's threshold (before the minimum effect)
 
 
 @dataclass
@@ -517,6 +535,7 @@ class DriftResult:
     hour_matched: bool
     engine: str
     seconds: float
+    thresholds: Thresholds
     snapshot: Any = None
 
     @property
@@ -557,6 +576,7 @@ class DriftResult:
             "dataset_drift": self.dataset_drift,
             "drifted_features": ", ".join(self.drifted_features),
             "detection_seconds": self.seconds,
+            "threshold_resamples": self.thresholds.resamples,
             **self.quality.summary(),
             **{f"drift_score.{c}": f.score for c, f in self.features.items()},
         }
@@ -566,6 +586,7 @@ class DriftResult:
                     "score_drift_method": self.score_drift.method,
                     "score_drift": self.score_drift.score,
                     "score_drift_threshold": self.score_drift.threshold,
+                    "score_drift_null_threshold": self.score_drift.null_threshold,
                     "prediction_drift": self.score_drift.drifted,
                 }
             )
@@ -582,26 +603,6 @@ def _as_scores(scores: Any, rows: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
         raise MonitoringInputError(f"{what} must be probabilities in [0, 1]")
     return values
-
-
-def _stattest(method: str):
-    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
-    from evidently.legacy.core import ColumnType
-
-    return get_registered_stattest(method, ColumnType.Numerical), ColumnType.Numerical
-
-
-def _stattest_scores(
-    reference: pd.DataFrame, current: pd.DataFrame, methods: dict[str, tuple[str, float]]
-) -> dict[str, float]:
-    """The registered Evidently tests called directly (what ValueDrift computes, without rendering)."""
-    out = {}
-    for column, (method, threshold) in methods.items():
-        test, column_type = _stattest(method)
-        ref = reference[column].replace([-np.inf, np.inf], np.nan).dropna()
-        cur = current[column].replace([-np.inf, np.inf], np.nan).dropna()
-        out[column] = float(test(ref, cur, column_type, threshold).drift_score)
-    return out
 
 
 def _evidently_scores(
@@ -637,6 +638,54 @@ def _evidently_scores(
     return scores, snapshot
 
 
+def window_thresholds(
+    reference: "pd.DataFrame | Reference",
+    current_time: Any,
+    config: DriftConfig | None = None,
+    *,
+    with_scores: bool = True,
+) -> Thresholds:
+    """The thresholds a window with these ``Time`` values is judged with (see :mod:`.thresholds`).
+
+    The window is compared with ``reference_ratio`` times its rows of the reference (at most
+    ``max_reference_rows``, no more than its hours hold), matched to its hours; the thresholds are
+    the null distribution of each statistic at exactly these sizes and hours. ``with_scores``
+    adds the prediction-drift threshold (the prepared reference must carry scores).
+    """
+    config = config or DriftConfig()
+    reference = Reference.prepare(reference)
+    current_time = np.asarray(current_time, dtype=float).reshape(-1)
+    if current_time.size == 0:
+        raise MonitoringInputError("the current window is empty")
+    if with_scores and reference.scores is None:
+        raise MonitoringInputError("prediction-drift thresholds need the reference's scores")
+    rows = min(int(round(config.reference_ratio * current_time.size)), config.max_reference_rows)
+    match = _reference_sample(reference.time, current_time, rows, config, salt=0)
+    hours = window_hours = None
+    if config.match_hours:
+        hours = hour_of_day(reference.time, config.time_origin_hour)
+        window_hours = hour_of_day(current_time, config.time_origin_hour)
+    return null_thresholds(
+        reference.values.loc[:, list(MONITORED_FEATURES)].to_numpy(),
+        MONITORED_FEATURES,
+        match.rows,
+        current_time.size,
+        reference_hours=hours,
+        window_hours=window_hours,
+        method=config.feature_method,
+        drift_share=config.drift_share,
+        feature_alpha=config.feature_alpha,
+        resamples=config.null_resamples,
+        seed=config.seed,
+        reference_score=(
+            top_scores(reference.scores, score_floor(reference.scores, config.score_floor_quantile))
+            if with_scores else None
+        ),
+        score_method=config.score_method,
+        score_alpha=config.score_alpha,
+    )
+
+
 def detect_drift(
     reference: "pd.DataFrame | Reference",
     current: pd.DataFrame,
@@ -645,14 +694,16 @@ def detect_drift(
     config: DriftConfig | None = None,
     *,
     decision_threshold: float | None = None,
+    thresholds: Thresholds | None = None,
 ) -> DriftResult:
     """Compare a current window of transactions (and their scores) with the reference.
 
     ``reference`` (a frame or a :class:`Reference` prepared once) and ``current`` need the
     transaction fields (``schema.TRANSACTION_FIELDS``); ``reference_scores`` / ``current_scores``
-    are the model's probabilities for their rows (both or neither; out-of-sample reference scores
-    compare best with live ones). With ``decision_threshold`` the alert rate is compared as well. See the module docstring for how
-    the reference is matched to the window's hours.
+    are the model's probabilities for their rows (both or neither). With ``decision_threshold`` the
+    alert rate is compared as well. ``thresholds`` are those of :func:`window_thresholds` for this
+    window (computed here when not given). See the module docstring for how the reference is
+    matched to the window's hours.
     """
     config = config or DriftConfig()
     started = _time.perf_counter()
@@ -684,23 +735,39 @@ def detect_drift(
     ref_time = reference.time
     cur_time = cur_values[schema.TIME].to_numpy()
 
+    if thresholds is None:
+        thresholds = window_thresholds(reference, cur_time, config, with_scores=with_scores)
+    elif thresholds.window_rows != len(cur_values) or (with_scores and thresholds.score is None):
+        raise MonitoringInputError(
+            f"the thresholds were computed for {thresholds.window_rows:,} rows"
+            f"{'' if thresholds.score is not None else ' without scores'}; this window has {len(cur_values):,}"
+        )
     rows = min(int(round(config.reference_ratio * len(cur_values))), config.max_reference_rows)
     match = _reference_sample(ref_time, cur_time, rows, config, salt=0)
     ref_sample = ref_values.iloc[match.index].reset_index(drop=True)
 
-    methods = {c: (config.feature_method, config.threshold_of(c)) for c in MONITORED_FEATURES}
+    methods = {c: (config.feature_method, thresholds.features[c]) for c in MONITORED_FEATURES}
     cur_frame = cur_values.loc[:, list(MONITORED_FEATURES)]
     ref_frame = ref_sample.loc[:, list(MONITORED_FEATURES)]
     if with_scores:
-        methods[SCORE_COLUMN] = (config.score_method, config.score_threshold)
-        cur_frame = cur_frame.assign(**{SCORE_COLUMN: score_logit(current_scores_ok)})
-        ref_frame = ref_frame.assign(**{SCORE_COLUMN: score_logit(reference_scores[match.index])})
+        score_threshold = thresholds.score
+        if config.score_method not in P_VALUE_METHODS:
+            score_threshold = max(score_threshold, config.score_min_effect)
+        methods[SCORE_COLUMN] = (config.score_method, score_threshold)
+        floor = score_floor(reference_scores, config.score_floor_quantile)
+        cur_frame = cur_frame.assign(**{SCORE_COLUMN: top_scores(current_scores_ok, floor)})
+        ref_frame = ref_frame.assign(**{SCORE_COLUMN: top_scores(reference_scores[match.index], floor)})
 
     snapshot = None
     if config.engine == "evidently":
         scores, snapshot = _evidently_scores(ref_frame, cur_frame, methods, MONITORED_FEATURES, config.drift_share)
     else:
-        scores = _stattest_scores(ref_frame, cur_frame, methods)
+        scores = dict(zip(MONITORED_FEATURES, column_statistics(
+            ref_frame[list(MONITORED_FEATURES)].to_numpy(), cur_frame[list(MONITORED_FEATURES)].to_numpy(),
+            config.feature_method), strict=True))
+        if with_scores:
+            scores[SCORE_COLUMN] = float(column_statistics(
+                ref_frame[[SCORE_COLUMN]].to_numpy(), cur_frame[[SCORE_COLUMN]].to_numpy(), config.score_method)[0])
 
     features = {
         c: FeatureDrift(c, m, scores[c], t, drifted(m, scores[c], t))
@@ -710,7 +777,8 @@ def detect_drift(
     score_drift = alert_rate = None
     if with_scores:
         m, t = methods[SCORE_COLUMN]
-        score_drift = ScoreDrift(m, scores[SCORE_COLUMN], t, drifted(m, scores[SCORE_COLUMN], t))
+        score_drift = ScoreDrift(m, scores[SCORE_COLUMN], t, drifted(m, scores[SCORE_COLUMN], t),
+                                 config.score_floor_quantile, thresholds.score)
         if decision_threshold is not None:
             alert_rate = compare_rates(
                 "alert rate",
@@ -735,5 +803,6 @@ def detect_drift(
         hour_matched=config.match_hours,
         engine=config.engine,
         seconds=_time.perf_counter() - started,
+        thresholds=thresholds,
         snapshot=snapshot,
     )

@@ -1,4 +1,10 @@
-"""A deployed service's smoke test: ready, and it scores a fraud-like and an ordinary transaction sensibly."""
+"""A deployed service's smoke test: ready, and it scores a fraud-like and an ordinary transaction sensibly.
+
+Its requests are the system's own: they carry the synthetic credential
+(:func:`fraud_detection.serving.prediction_log.synthetic_headers`), so the service logs them as
+synthetic and monitoring leaves them out of the payments it judges. A service that refuses the
+credential (401) fails the smoke test: the deployment and the service do not share a key.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import httpx
 import numpy as np
 
 from fraud_detection.data import schema
-from fraud_detection.serving.prediction_log import synthetic_request_id
+from fraud_detection.serving.prediction_log import synthetic_headers
 from fraud_detection.simulation import synthetic
 
 
@@ -58,8 +64,15 @@ class SmokeResult:
         return self.__dict__.copy()
 
 
-def smoke_test(url: str, expected_version: str | None = None, api_key: str | None = None, seed: int = 0) -> SmokeResult:
-    """Score both transactions through ``url``; SmokeTestError naming what is wrong."""
+def smoke_test(
+    url: str, expected_version: str | None = None, api_key: str | None = None, seed: int = 0,
+    synthetic_key: str | None = None,
+) -> SmokeResult:
+    """Score both transactions through ``url``; SmokeTestError naming what is wrong.
+
+    ``synthetic_key``: the credential marking the requests as synthetic (default: the system's,
+    :func:`~fraud_detection.serving.prediction_log.synthetic_key`).
+    """
     headers = {"X-API-Key": api_key} if api_key else {}
     fraud_like, ordinary = smoke_transactions(seed)
     results = []
@@ -67,11 +80,11 @@ def smoke_test(url: str, expected_version: str | None = None, api_key: str | Non
         for name, transaction in (("fraud-like", fraud_like), ("ordinary", ordinary)):
             # Marked synthetic: logged, but kept out of the traffic that monitoring judges.
             response = client.post("/predict", json={"transaction": transaction},
-                                   headers={"X-Request-ID": synthetic_request_id("smoke")})
+                                   headers=synthetic_headers("smoke", synthetic_key))
             if response.status_code != 200:
                 raise SmokeTestError(f"{url}/predict answered {response.status_code} for the {name} transaction: {response.text[:300]}")
             body = response.json()
-            missing = {"fraud_probability", "is_fraud", "reasons", "model_version", "threshold"} - set(body)
+            missing = {"fraud_probability", "is_fraud", "reasons", "model_version", "threshold", "request_id"} - set(body)
             if missing:
                 raise SmokeTestError(f"{url}/predict response lacks {sorted(missing)}")
             if expected_version is not None and body["model_version"] != expected_version:

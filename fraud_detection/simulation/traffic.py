@@ -10,15 +10,30 @@ payments mature after two days, chargebacks arrive after about four) times
 ``scale`` 1 keeps real delays; ``1 / 1440`` turns a day into a minute; ``0`` makes every label known
 at once; ``LabelDelay.fixed_seconds`` gives every label the same delay.
 
-Each request carries a client-side id in ``X-Request-ID`` (a batch's rows are items 0, 1, ... of
-it); if the service answers with another id (``request_id`` in the body, or the ``X-Request-ID``
-response header) the label is recorded under the service's id, so it joins the prediction log.
+Labels are recorded by ``transaction_id`` with source ``simulator`` and the ``model_version`` the
+service answered with. Every drawn transaction gets an id of its own, ``sim-<run>-<row>`` (``<run>``
+fresh for each call, so runs never share ids). With ``send_transaction_ids`` each transaction object
+of the request carries it as ``"transaction_id"``, as a card issuer's payments would. The label goes
+under the id the service answers with for that row (``transaction_id`` of a ``/predict`` answer or
+of each of ``predictions``), else the id sent, else -- a service that neither takes nor returns
+transaction ids -- the id the prediction log knows the row by, ``<request id>:<item>``
+(:func:`fraud_detection.serving.transaction_id.derived_id`). Each request carries a client-side
+``X-Request-ID``; the service's own request id (``request_id`` in the body, or the ``X-Request-ID``
+response header) wins when it differs.
+
+``labels_out``: instead of the label store, write the labels as a chargeback file
+(:func:`fraud_detection.serving.label_import.write_label_file`: ``transaction_id,Class,label_time``)
+for ``python run.py --labels`` to import -- the path a card issuer's own file takes. A file holds
+what is known when it is written, so it needs labels known on acknowledgement (``LabelDelay``
+``scale`` 0 or ``fixed_seconds`` 0).
+
 Failed requests (HTTP errors, transport errors) are counted by kind and get no label.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -35,7 +50,9 @@ from pydantic import ConfigDict, Field
 from fraud_detection.config import Section
 from fraud_detection.data.schema import LABEL, TIME, TRANSACTION_FIELDS
 from fraud_detection.serving.append_log import LogSettings
-from fraud_detection.serving.label_store import LabelStore
+from fraud_detection.serving.label_import import write_label_file
+from fraud_detection.serving.label_store import SOURCE_SIMULATOR, LabelStore
+from fraud_detection.serving.transaction_id import TRANSACTION_ID, derived_id
 from fraud_detection.simulation import synthetic
 
 __all__ = [
@@ -50,6 +67,7 @@ __all__ = [
 ]
 
 REQUEST_ID_HEADER = "X-Request-ID"
+SERVICE_REQUEST_ID_HEADER = "X-Service-Request-ID"
 API_KEY_HEADER = "X-API-Key"
 _MAX_ERROR_SAMPLES = 5
 
@@ -95,6 +113,7 @@ class SimulationResult:
     failed_rows: int = 0
     labels_written: int = 0
     id_mismatches: int = 0  # the service answered with another request id (labels follow it)
+    labels_file: str | None = None  # labels_out: the chargeback file written
     errors: dict[str, int] = field(default_factory=dict)  # kind ("HTTP 503", "ConnectError") -> count
     error_samples: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -105,10 +124,11 @@ class SimulationResult:
 
     def summary(self) -> str:
         errors = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.errors.items())) or "none"
+        where = f" to {self.labels_file}" if self.labels_file else ""
         return (
             f"{self.scenario}: {self.scored_rows:,} of {self.rows:,} rows scored in {self.requests:,} requests "
             f"({self.seconds:.1f} s, {self.rows_per_second:,.0f} rows/s); {self.labels_written:,} labels "
-            f"written ({self.frauds:,} frauds drawn); failed requests: {self.failed_requests:,} ({errors})"
+            f"written{where} ({self.frauds:,} frauds drawn); failed requests: {self.failed_requests:,} ({errors})"
         )
 
 
@@ -163,13 +183,17 @@ def simulate(
     progress: Callable[[Progress], None] | None = None,
     progress_every_seconds: float = 2.0,
     label_settings: LogSettings | None = None,
+    send_transaction_ids: bool = False,
+    labels_out: str | os.PathLike | None = None,
 ) -> SimulationResult:
-    """Send ``rows`` transactions of ``scenario`` to the service at ``url``; store their labels.
+    """Send ``rows`` transactions of ``scenario`` to the service at ``url``; record their labels.
 
     ``rate``: requests per second (None = as fast as the service answers). ``batch_size``: rows per
     ``/predict_batch`` request (None = one row per ``/predict`` request). ``label_store``: a
     :class:`LabelStore`, a directory, or None for the default store. ``concurrency``: requests in
     flight at once. ``progress`` is called about every ``progress_every_seconds`` and at the end.
+    ``send_transaction_ids``: each transaction carries its ``transaction_id``. ``labels_out``: write a
+    chargeback file there instead of recording in the label store (see the module doc).
     """
     _check_arguments(url, rows, rate, batch_size, concurrency)
     label_delay = label_delay or LabelDelay()
@@ -178,16 +202,29 @@ def simulate(
     values = frame[list(TRANSACTION_FIELDS)].to_numpy(dtype=float).tolist()
     classes = frame[LABEL].to_numpy()
     delays = label_delay.seconds(batch.label_available_at - frame[TIME].to_numpy(dtype=float))
+    if labels_out is not None and np.any(delays > 0):
+        raise ValueError(
+            "labels_out writes a chargeback file of labels known when it is written: use a label delay of 0 "
+            "(label_delay scale 0), or the label store for labels that arrive later"
+        )
+    run = uuid.uuid4().hex[:10]
+    ids = [f"sim-{run}-{row}" for row in range(rows)]
     size = batch_size or 1
     chunks = [(start, min(start + size, rows)) for start in range(0, rows, size)]
     endpoint = url.rstrip("/") + ("/predict_batch" if batch_size else "/predict")
 
     def body(start: int, stop: int) -> bytes:
-        records = [dict(zip(TRANSACTION_FIELDS, row)) for row in values[start:stop]]
+        records = [dict(zip(TRANSACTION_FIELDS, row, strict=False)) for row in values[start:stop]]
+        if send_transaction_ids:
+            for record, transaction in zip(records, ids[start:stop], strict=True):
+                record[TRANSACTION_ID] = transaction
         return orjson.dumps({"transactions": records} if batch_size else {"transaction": records[0]})
 
-    owns_store = not isinstance(label_store, LabelStore)
-    store = label_store if isinstance(label_store, LabelStore) else LabelStore(label_store, label_settings)
+    owns_store = labels_out is None and not isinstance(label_store, LabelStore)
+    store = None
+    if labels_out is None:
+        store = label_store if isinstance(label_store, LabelStore) else LabelStore(label_store, label_settings)
+    collected: list[tuple[list[str], np.ndarray, np.ndarray]] = []  # labels_out: (ids, classes, times) per request
     result = SimulationResult(url=url, scenario=scenario, rows=rows, frauds=int(classes.sum()))
     errors: Counter[str] = Counter()
     lock = threading.Lock()
@@ -232,8 +269,19 @@ def simulate(
             record_failure(f"HTTP {response.status_code}", response.text, stop - start)
             return
         acknowledged = time.time()
-        service_id = _service_request_id(response) or request_id
-        store.append(service_id, classes[start:stop], acknowledged + delays[start:stop], items=range(stop - start))
+        payload = _json_object(response)
+        service_id = _service_request_id(payload, response) or request_id
+        label_ids = _returned_transaction_ids(payload, stop - start)
+        if label_ids is None:
+            label_ids = ids[start:stop] if send_transaction_ids else [
+                derived_id(service_id, item) for item in range(stop - start)]
+        version = payload.get("model_version") if isinstance(payload.get("model_version"), str) else None
+        times = acknowledged + delays[start:stop]
+        if store is None:
+            with lock:
+                collected.append((label_ids, classes[start:stop], times))
+        else:
+            store.append(label_ids, classes[start:stop], times, source=SOURCE_SIMULATOR, model_version=version)
         with lock:
             result.ok_requests += 1
             result.scored_rows += stop - start
@@ -277,17 +325,41 @@ def simulate(
         result.errors = dict(errors)
     if crashed:
         raise crashed[0]
+    if labels_out is not None:
+        result.labels_file = str(write_label_file(
+            [t for chunk in collected for t in chunk[0]],
+            np.concatenate([chunk[1] for chunk in collected]) if collected else [],
+            np.concatenate([chunk[2] for chunk in collected]) if collected else [],
+            labels_out,
+        ))
     report(force=True)
     return result
 
 
-def _service_request_id(response: httpx.Response) -> str | None:
-    """The id the service logged the request under: ``request_id`` in the body, else the header."""
+def _json_object(response: httpx.Response) -> dict:
     try:
         payload = response.json()
     except ValueError:
-        payload = None
-    value = payload.get("request_id") if isinstance(payload, dict) else None
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _service_request_id(payload: dict, response: httpx.Response) -> str | None:
+    """The id the service logged the request under: ``request_id`` in the body, else the header."""
+    value = payload.get("request_id")
     if isinstance(value, str) and value:
         return value
     return response.headers.get(REQUEST_ID_HEADER) or None
+
+
+def _returned_transaction_ids(payload: dict, rows: int) -> list[str] | None:
+    """The transaction id the service answered with for each row, or None if it names none."""
+    if TRANSACTION_ID in payload:
+        found = [payload[TRANSACTION_ID]]
+    elif isinstance(payload.get("predictions"), list):
+        found = [p.get(TRANSACTION_ID) if isinstance(p, dict) else None for p in payload["predictions"]]
+    else:
+        return None
+    if len(found) != rows or not all(isinstance(t, str) and t for t in found):
+        return None
+    return found

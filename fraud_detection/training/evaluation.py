@@ -385,6 +385,11 @@ class EvaluationReport:
         return self.flagged_at_threshold / self.rows
 
     @property
+    def alerts_per_fraud(self) -> float:
+        """Payments sent to review per actual fraud of the period: the alert rate over the fraud rate."""
+        return self.flagged_at_threshold / self.frauds if self.frauds else math.inf
+
+    @property
     def cost_saved_fraction(self) -> float:
         return self.cost_saved / self.cost_flag_nothing if self.cost_flag_nothing else 0.0
 
@@ -413,6 +418,7 @@ class EvaluationReport:
             "recall_at_threshold": self.recall_at_threshold,
             "flagged_at_threshold": self.flagged_at_threshold,
             "alert_rate": self.alert_rate,
+            "alerts_per_fraud": self.alerts_per_fraud,
             "review_cost": self.review_cost,
             "cost_flag_nothing": self.cost_flag_nothing,
             "cost_at_threshold": self.cost_at_threshold,
@@ -442,7 +448,7 @@ class EvaluationReport:
         """The few figures shown first (artifact metadata, summary lines)."""
         keys = (
             "average_precision", "roc_auc", "recall_at_fpr", "precision_at_threshold", "recall_at_threshold",
-            "threshold", "alert_rate", "cost_saved", "cost_saved_fraction", "brier_score", "ap_ratio",
+            "threshold", "alert_rate", "alerts_per_fraud", "cost_saved", "cost_saved_fraction", "brier_score", "ap_ratio",
             "oracle_average_precision", "ap_difference", "ap_difference_ci_low", "ap_difference_ci_high",
         )  # fmt: skip
         metrics = self.metrics()
@@ -455,7 +461,8 @@ class EvaluationReport:
             f"average precision {m['average_precision']:.4f}, ROC-AUC {m['roc_auc']:.4f}, "
             f"recall at FPR <= {self.fpr_target:.2%}: {m['recall_at_fpr']:.3f}",
             f"threshold {self.threshold:.4g}: precision {self.precision_at_threshold:.3f}, "
-            f"recall {self.recall_at_threshold:.3f}, {self.flagged_at_threshold:,} flagged ({self.alert_rate:.3%})",
+            f"recall {self.recall_at_threshold:.3f}, {self.flagged_at_threshold:,} flagged ({self.alert_rate:.3%}, "
+            f"{self.alerts_per_fraud:.2f} per actual fraud)",
             f"cost {self.cost_at_threshold:,.2f} vs {self.cost_flag_nothing:,.2f} flagging nothing: "
             f"saves {self.cost_saved:,.2f} ({self.cost_saved_fraction:.1%}); review cost {self.review_cost:g}",
             f"Brier score {self.brier_score:.3e} (skill {self.brier_skill_score:.3f})",

@@ -51,8 +51,11 @@ def register_version(
     """Register a logged model as a new version and return its version number (as a string)."""
     client = _client(tracking_uri)
     ensure_registered_model(client, name)
+    # A tracking *server* refuses a `models:/<model id>` source without the model id (SQLite takes it).
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     version = client.create_model_version(
-        name=name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in (tags or {}).items()}
+        name=name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in (tags or {}).items()},
+        model_id=model_id,
     )
     return str(version.version)
 

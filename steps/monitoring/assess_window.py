@@ -32,7 +32,7 @@ def assess_window(
     Annotated[dict[str, Any], Artifact.MONITORING_SUMMARY],
     Annotated[dict[str, Any], Artifact.RETRAINING_DECISION],
 ]:
-    """Data drift and prediction drift (Evidently), labelled performance, and the policy's decision."""
+    """Drift (Evidently, thresholds computed for this window), labelled performance, and the policy's decision."""
     champion = champion_scorer
     version = champion_info["registry_version"]
     reference_scores = champion.predict_proba(frame_to_array(reference_transactions))
@@ -50,15 +50,19 @@ def assess_window(
         )
     decision = decide(drift, performance, config.policy)
 
-    run_name = get_step_context().pipeline_run.name
-    target = paths.reports_dir() / "monitoring" / run_name
+    run = get_step_context().pipeline_run
+    target = paths.reports_dir() / "monitoring" / run.name
     html = drift.save_html(target / "drift.html") if drift.snapshot is not None else None
+    thresholds = drift.thresholds.summary()
     summary = {
         "champion_version": version,
         "drift": drift.summary(),
+        "thresholds": thresholds,
         "performance": performance.summary() if performance else None,
         "report": str(html) if html else None,
     }
+    # The thresholds this window was judged with belong to the run: computed, never stored by hand.
+    log_metadata({"drift_thresholds": thresholds}, run_id_name_or_prefix=run.id)
     log_metadata({"drift": {k: v for k, v in drift.summary().items() if not k.startswith("drift_score.")},
                   "decision": decision.action}, infer_artifact=True, artifact_name=Artifact.MONITORING_SUMMARY)
     page = HTMLString(html.read_text() if html else "<p>No Evidently report (engine 'stattest').</p>")

@@ -20,7 +20,10 @@ def record_decision(retraining_decision: dict[str, Any], monitoring_summary: dic
         k: float(v) for k, v in {**drift, **{f"labelled.{k}": v for k, v in performance.items()}}.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     })
+    mlflow.log_metrics({f"threshold.{k}": float(v) for k, v in (monitoring_summary.get("thresholds") or {}).items()
+                        if k.startswith("feature.") or k == "score"})
     mlflow.log_dict(retraining_decision, "decision.json")
+    mlflow.log_dict(monitoring_summary.get("thresholds") or {}, "thresholds.json")
     if monitoring_summary.get("report"):
         mlflow.log_artifact(monitoring_summary["report"], artifact_path="drift")
     log_metadata({"monitoring": {"run": run_name, **retraining_decision}}, infer_model=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from typing import Annotated, Any
 
 import mlflow
@@ -59,6 +60,10 @@ def register_and_promote(
     run = mlflow.active_run()
     mlflow.set_tags({"data_fingerprint": fingerprint, "git_commit": commit})
     model_info = log_scorer_to_mlflow(fraud_scorer, test_transactions.head(5), name="model")
+    # The registered artifact's content digest, as anyone loading it gets it: the first link of the
+    # chain the BentoML store and the service verify (service/model_store.py).
+    with tempfile.TemporaryDirectory(prefix="registered-") as local:
+        content_digest = load_scorer_from_mlflow(model_info.model_uri, dst_path=local).content_digest()
 
     metrics = evaluation_report.metrics()
     version = registry.register_version(
@@ -71,6 +76,7 @@ def register_and_promote(
             "threshold": fraud_scorer.threshold,
             "test_average_precision": round(metrics["average_precision"], 6),
             "zenml_run": context.pipeline_run.name,
+            "content_digest": content_digest,
         },
     )
     previous, champion_metrics = _champion_metrics(test_transactions, costs.review_cost)
@@ -84,6 +90,7 @@ def register_and_promote(
         {
             "mlflow_version": version,
             "mlflow_run_id": run.info.run_id,
+            champion.TRACKING_URI: champion.stack_tracking_uri() or tracking_uri,  # as readers compare it
             "role": decision.role,
             "reasons": list(decision.reasons),
             "threshold": fraud_scorer.threshold,
@@ -91,6 +98,7 @@ def register_and_promote(
             "git_commit": commit,
             "metrics": metrics,
             "family": fraud_scorer.family,
+            "content_digest": content_digest,
         },
         model_version_id=this_version.id,
     )

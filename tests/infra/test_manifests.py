@@ -92,7 +92,7 @@ def test_the_overlays_are_dev_and_prod():
 def test_each_overlay_renders_the_expected_resources(rendered, overlay):
     kinds = sorted(r["kind"] for r in rendered[overlay])
     assert kinds == sorted(["Namespace", "ServiceAccount", "Service", "Deployment",
-                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"])
+                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"])
     # kustomize's order puts the Namespace first, so `kubectl apply -f` of the output works.
     assert rendered[overlay][0]["kind"] == "Namespace"
 
@@ -134,7 +134,7 @@ def test_overlay_specifics(rendered):
         assert (hpa["minReplicas"], hpa["maxReplicas"]) == (low, high)
         # Pod Security Admission enforces the profile the pods are written for.
         assert _one(resources, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert _container(dev)["image"] == "fraud-detector:dev"
+    assert _container(dev)["image"] == "localhost/fraud-detector:dev"
     assert _container(prod)["image"] == "registry.example.com/fraud/fraud-detector:set-by-deploy"
     assert _one(prod, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
     assert _one(dev, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
@@ -231,6 +231,16 @@ POLICY_BREAKS = {
         "env BENTOML_HOME=/home/bentoml is not on a volume mount"),
     "API key in plain text": (lambda rs: _replace_env(rs, {"name": "FRAUD_API_KEY", "value": "secret"}),
                               "FRAUD_API_KEY must come from a Secret"),
+    "prediction log on the pod's disk": (
+        lambda rs: _replace_env(rs, {"name": "FRAUD_PREDICTION_LOG_DIR", "value": "/var/lib/fraud/prediction_log"}),
+        "FRAUD_PREDICTION_LOG_DIR='/var/lib/fraud/prediction_log' is not an object-storage URL"),
+    "prediction log location optional": (
+        lambda rs: _env(rs, "FRAUD_PREDICTION_LOG_DIR")["valueFrom"]["configMapKeyRef"].update(optional=True),
+        "configMapKeyRef must not be optional"),
+    "prediction log ConfigMap missing": (lambda rs: rs.remove(_one(rs, "ConfigMap")),
+                                         "which the manifests do not define"),
+    "spool on the read-only root": (lambda rs: _env(rs, "FRAUD_SPOOL_DIR").update(value="/home/bentoml/spool"),
+                                    "env FRAUD_SPOOL_DIR=/home/bentoml/spool is not on a volume mount"),
     "API key secret optional": (
         lambda rs: _env(rs, "FRAUD_API_KEY")["valueFrom"]["secretKeyRef"].update(optional=True),
         "secretKeyRef must not be optional"),
@@ -370,8 +380,8 @@ def test_workflow_test_job_runs_make_test_on_python_311(workflow):
 
 def test_workflow_bento_job_builds_and_containerizes(workflow):
     text = _steps_text(workflow["jobs"]["bento"])
-    assert "bentoml build" in text and "service/bentofile.yaml" in text
-    assert "bentoml containerize" in text
+    assert "make image" in text  # the same build as here (container/image.py, podman)
+    assert "container/run.sh" in text and "/readyz" in text  # run as the pods run it
 
 
 def test_workflow_manifests_job_renders_with_kubectl_and_runs_these_tests(workflow):
@@ -390,7 +400,7 @@ def test_workflow_deploy_job_is_manual_and_applies_prod(workflow):
     assert "kubectl apply -k infra/k8s/overlays/prod" in text
     assert "secrets.KUBECONFIG" in WORKFLOW.read_text()
     assert "kustomize edit set image fraud-detector=" in text
-    assert "docker push" in text
+    assert "podman push" in text
 
 
 def test_workflow_paths_exist():
@@ -418,7 +428,7 @@ class RoRootProbe:
 
     def __init__(self):
         self.model = bentoml.lightgbm.load_model(self.model_ref)
-        self.log = pathlib.Path(os.environ["FRAUD_PREDICTION_LOG_DIR"]) / "probe.log"
+        self.log = pathlib.Path(os.environ["FRAUD_SPOOL_DIR"]) / "probe.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
 
     @bentoml.api

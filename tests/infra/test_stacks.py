@@ -80,13 +80,48 @@ def _types_and_flavors(stack_model) -> dict:
 def test_definitions_load_and_name_their_variables():
     local = load_definition("local")
     k8s = load_definition("kubernetes")
+    staging = load_definition("staging")
     assert local["name"] == "fraud_local"
     assert k8s["name"] == "fraud_k8s"
+    assert staging["name"] == "fraud_staging" and load_definition("fraud_staging") == staging
     assert missing_env_vars(local, environ={}) == []
     missing = dict(missing_env_vars(k8s, environ={}))
     for var in K8S_REQUIRED:
         assert var in missing and missing[var]  # named, with what it is for
     assert "FRAUD_K8S_NAMESPACE" not in missing  # optional, has a default
+    missing = dict(missing_env_vars(staging, environ={}))
+    assert set(missing) == {
+        "FRAUD_ARTIFACT_BUCKET", "FRAUD_MLFLOW_TRACKING_URI",
+        "FRAUD_MLFLOW_TRACKING_TOKEN or FRAUD_MLFLOW_TRACKING_USERNAME and FRAUD_MLFLOW_TRACKING_PASSWORD",
+    }
+
+
+STAGING_ENV = {
+    "FRAUD_ARTIFACT_BUCKET": "s3://fraud-staging/zenml",
+    "FRAUD_MLFLOW_TRACKING_URI": "http://mlflow.staging.internal:5000",
+    "FRAUD_MLFLOW_TRACKING_USERNAME": "staging",
+    "FRAUD_MLFLOW_TRACKING_PASSWORD": "unused",
+}
+
+
+def test_staging_stack_is_the_remote_services_with_the_local_orchestrator():
+    _, components = resolve_definition(load_definition("staging"), environ=STAGING_ENV)
+    by_type = {c.type: c for c in components}
+    assert {t: c.flavor for t, c in by_type.items()} == {
+        "orchestrator": "local", "artifact_store": "s3", "experiment_tracker": "mlflow",
+        "model_registry": "mlflow", "data_validator": "evidently", "model_deployer": "bentoml",
+    }
+    store = by_type["artifact_store"]
+    # Optional variables left unset leave their fields (and a mapping left empty) unset.
+    assert store.configuration == {"path": "s3://fraud-staging/zenml"} and store.secrets == {}
+    tracker = by_type["experiment_tracker"]
+    assert tracker.secrets == {"tracking_username": "staging", "tracking_password": "unused"}
+    env = {**STAGING_ENV, "FRAUD_S3_ENDPOINT_URL": "http://minio.internal:9000",
+           "FRAUD_ARTIFACT_STORE_KEY": "AKIA", "FRAUD_ARTIFACT_STORE_SECRET": "s3cret"}
+    _, components = resolve_definition(load_definition("staging"), environ=env)
+    store = next(c for c in components if c.type == "artifact_store")
+    assert store.configuration["client_kwargs"] == {"endpoint_url": "http://minio.internal:9000"}
+    assert store.secrets == {"key": "AKIA", "secret": "s3cret"}  # stored as a ZenML secret
 
 
 @pytest.mark.parametrize(
@@ -100,6 +135,11 @@ def test_artifact_store_flavor_follows_bucket_scheme(bucket, flavor):
     assert (store.flavor, store.configuration["path"]) == (flavor, bucket)
     orchestrator = next(c for c in components if c.type == "orchestrator")
     assert orchestrator.configuration["kubernetes_namespace"] == "fraud-detection"  # default
+    # Step pods find the loop's data in the same bucket, where the service's pods ship it.
+    assert orchestrator.configuration["pod_settings"]["env"] == [
+        {"name": "FRAUD_PREDICTION_LOG_DIR", "value": f"{bucket}/loop/prediction_log"},
+        {"name": "FRAUD_LABEL_STORE_DIR", "value": f"{bucket}/loop/labels"},
+    ]
 
 
 def test_unsupported_bucket_scheme_is_refused():
@@ -178,11 +218,8 @@ def test_pipelines_repoint_a_local_stack_registered_by_another_checkout(client, 
     assert client.active_stack.experiment_tracker.get_tracking_uri() == paths.mlflow_tracking_uri()
 
 
-# The registered fraud_k8s stack itself is not instantiated here: `Client().active_stack` and
-# `Stack.validate()` import every component's implementation, and the s3/gcp/azure artifact
-# stores need s3fs/boto3, gcsfs or adlfs, which this environment does not install (ZenML
-# registers those flavors anyway). test_kubernetes_orchestrator_validates_offline checks the
-# rest of its components with the local artifact store standing in for the bucket.
+# test_kubernetes_orchestrator_validates_offline instantiates the registered fraud_k8s components
+# (the s3 artifact store's s3fs and boto3 are in the lock) and validates them without a cluster.
 
 # ----------------------------------------------------------------------- kubernetes stack
 
@@ -236,6 +273,10 @@ def test_kubernetes_stack_registers_switches_and_updates(client, k8s_env):
     orchestrator = stack.components[T.ORCHESTRATOR][0]
     assert orchestrator.configuration["kubernetes_context"] == "fake-cluster"
     assert orchestrator.configuration["kubernetes_namespace"] == "fraud-detection"
+    assert {e["name"]: e["value"] for e in orchestrator.configuration["pod_settings"]["env"]} == {
+        "FRAUD_PREDICTION_LOG_DIR": "s3://fraud-test-bucket/zenml/loop/prediction_log",
+        "FRAUD_LABEL_STORE_DIR": "s3://fraud-test-bucket/zenml/loop/labels",
+    }
     builder = stack.components[T.IMAGE_BUILDER][0]
     assert builder.configuration["kubernetes_context"] == "fake-cluster"
     assert stack.components[T.CONTAINER_REGISTRY][0].configuration["uri"] == (
@@ -299,20 +340,29 @@ def test_kubernetes_stack_registers_switches_and_updates(client, k8s_env):
     assert client.get_stack("fraud_k8s").components[T.ARTIFACT_STORE][0].flavor_name == "s3"
 
 
-def test_kubernetes_orchestrator_validates_offline(client, k8s_env, tmp_path):
-    """Kube context, registry, image builder and BentoML pass the orchestrator's validation.
+def test_kubernetes_orchestrator_validates_offline(client, k8s_env):
+    """Kube context, S3 artifact store, registry, image builder and BentoML pass the orchestrator's
+    validation: offline, with a throwaway kubeconfig that has the context.
 
-    Offline, with a throwaway kubeconfig that has the context; the local artifact store stands
-    in for the S3 one (whose s3fs/boto3 are not installed here).
+    The kubeconfig goes where the sandbox's KUBECONFIG points (tests/conftest.py): the kubernetes
+    client reads that variable once, when first imported (registering the orchestrator's pod
+    settings imports it), so it cannot be changed within the session.
     """
+    register_stack("local", activate=False)
+    register_stack("kubernetes", activate=False)
+    kubeconfig = Path(os.environ["KUBECONFIG"])
+    try:
+        _check_orchestrator_validation(client, kubeconfig)
+    finally:
+        kubeconfig.unlink(missing_ok=True)
+
+
+def _check_orchestrator_validation(client, kubeconfig: Path) -> None:
     import uuid
 
     from zenml.enums import StackComponentType as T
     from zenml.stack import Stack, StackComponent
 
-    register_stack("local", activate=False)
-    register_stack("kubernetes", activate=False)
-    kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\n"
         "clusters: [{name: fake, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
@@ -320,7 +370,6 @@ def test_kubernetes_orchestrator_validates_offline(client, k8s_env, tmp_path):
         "contexts: [{name: fake-cluster, context: {cluster: fake, user: fake}}]\n"
         "current-context: fake-cluster\n"
     )
-    k8s_env.setenv("KUBECONFIG", str(kubeconfig))
 
     def component(ctype, name):
         return StackComponent.from_model(client.get_stack_component(ctype, name))
@@ -329,7 +378,7 @@ def test_kubernetes_orchestrator_validates_offline(client, k8s_env, tmp_path):
         id=uuid.uuid4(),
         name="fraud_k8s_probe",
         orchestrator=component(T.ORCHESTRATOR, "fraud_k8s_orchestrator"),
-        artifact_store=component(T.ARTIFACT_STORE, "fraud_local_artifact_store"),
+        artifact_store=component(T.ARTIFACT_STORE, "fraud_k8s_artifact_store"),
         container_registry=component(T.CONTAINER_REGISTRY, "fraud_k8s_registry"),
         image_builder=component(T.IMAGE_BUILDER, "fraud_k8s_kaniko"),
         model_deployer=component(T.MODEL_DEPLOYER, "fraud_k8s_bentoml"),
@@ -339,3 +388,87 @@ def test_kubernetes_orchestrator_validates_offline(client, k8s_env, tmp_path):
     kubeconfig.write_text(kubeconfig.read_text().replace("fake-cluster", "other-cluster"))
     with pytest.raises(Exception, match="fake-cluster"):
         stack.validate()
+
+
+# ----------------------------------------------------------------------- the step image
+
+
+def _lock_pins() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (PROJECT_ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split("==", 1)
+            pins[canonicalize_name(name.split("[")[0])] = version.strip()
+    return pins
+
+
+def test_every_pipeline_runs_its_steps_in_the_project_image():
+    from zenml.config import DockerSettings
+
+    from pipelines.data_gate import data_gate_pipeline
+    from pipelines.deployment import deployment_pipeline
+    from pipelines.image import STEP_IMAGE
+    from pipelines.monitoring import monitoring_pipeline
+    from pipelines.retraining import retraining_pipeline
+    from pipelines.training import training_pipeline
+
+    for pipeline in (training_pipeline, retraining_pipeline, deployment_pipeline, monitoring_pipeline,
+                     data_gate_pipeline):
+        settings = DockerSettings.model_validate(pipeline.configuration.settings["docker"].model_dump())
+        assert settings == STEP_IMAGE, pipeline.name
+
+
+def test_the_step_image_is_the_lock_on_zenmls_parent_image_without_source_files(client):
+    """The Dockerfile and requirements ZenML's image builder (Kaniko on fraud_k8s) gets, rendered offline."""
+    from zenml.config.build_configuration import BuildConfiguration
+    from zenml.utils.pipeline_docker_image_builder import (
+        DEFAULT_DOCKER_PARENT_IMAGE,
+        PipelineDockerImageBuilder,
+    )
+
+    from pipelines.image import STEP_IMAGE
+
+    register_stack("local")
+    files = PipelineDockerImageBuilder.gather_requirements_files(STEP_IMAGE, stack=client.active_stack, log=False)
+    assert [(name, options) for name, _, options in files] == [(".zenml_user_requirements", [])]
+    assert files[0][1] == (PROJECT_ROOT / "requirements.lock").read_text()  # the lock, as it is
+    dockerfile = PipelineDockerImageBuilder._generate_zenml_pipeline_dockerfile(
+        parent_image=DEFAULT_DOCKER_PARENT_IMAGE, docker_settings=STEP_IMAGE, requirements_files=files,
+        apt_packages=STEP_IMAGE.apt_packages,
+    ).splitlines()
+    assert dockerfile[0] == "FROM zenmldocker/zenml:0.98.0-py3.11"
+    assert any("apt-get install" in line and "'libgomp1'" in line for line in dockerfile)
+    assert any(line.startswith("RUN uv pip install") and line.endswith("-r .zenml_user_requirements")
+               for line in dockerfile)
+    # No source file in the build context (its `COPY . .` copies the requirements file only): each
+    # run's code is downloaded from the artifact store.
+    build = BuildConfiguration(key="orchestrator", settings=STEP_IMAGE)
+    assert build.should_include_files(code_repository=None) is False
+    assert build.should_download_files(code_repository=None) is True
+
+
+def test_the_lock_satisfies_every_integration_the_kubernetes_stack_needs(client):
+    """install_stack_requirements is off: the lock itself must hold what ZenML would have added."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from zenml.integrations.registry import integration_registry
+
+    from stacks.register import _component_type
+
+    pins = _lock_pins()
+    _, components = resolve_definition(load_definition("kubernetes"), environ=K8S_ENV)
+    integrations = {
+        client.get_flavor_by_name_and_type(name=c.flavor, component_type=_component_type(c.type)).integration
+        for c in components
+    } - {None, "built-in"}
+    assert {"kubernetes", "s3", "mlflow", "evidently", "bentoml"} <= integrations
+    unmet = []
+    for integration in sorted(integrations):
+        for text in integration_registry.select_integration_requirements(integration):
+            requirement = Requirement(text)
+            pinned = pins.get(canonicalize_name(requirement.name))
+            if pinned is None or not requirement.specifier.contains(pinned, prereleases=True):
+                unmet.append(f"{integration}: {text} (lock: {pinned})")
+    assert unmet == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,14 @@ from fraud_detection.model.features import (
     frame_to_array,
 )
 from fraud_detection.model.scorer import (
+    MODEL_FILES,
     SCORER_FILE,
+    DigestMismatch,
     FraudScorer,
     ScorerError,
     load_scorer_from_mlflow,
     log_scorer_to_mlflow,
+    verify_digest,
 )
 from fraud_detection.simulation import synthetic
 from fraud_detection.training.calibration import fit_isotonic, fit_sigmoid
@@ -188,7 +192,7 @@ def mlflow_store(tmp_path_factory):
     mlflow.set_tracking_uri(previous)
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "random_forest"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_mlflow_round_trip_rebuilds_the_full_scorer(scorers, transactions, periods, mlflow_store, family):
     import mlflow
 
@@ -197,7 +201,7 @@ def test_mlflow_round_trip_rebuilds_the_full_scorer(scorers, transactions, perio
         info = log_scorer_to_mlflow(
             scorer, periods.test.head(3), name="model", registered_model_name=f"fraud_detector_{family}"
         )
-    flavor = "lightgbm" if family == "lightgbm" else "sklearn"
+    flavor = family if family in ("lightgbm", "xgboost") else "sklearn"
     assert flavor in info.flavors
     assert info.signature.inputs.input_names() == list(FEATURE_NAMES)
     assert info.metadata["threshold"] == 0.3
@@ -208,7 +212,8 @@ def test_mlflow_round_trip_rebuilds_the_full_scorer(scorers, transactions, perio
         assert loaded.metadata["data_fingerprint"] == "sha256:abc"
     assert (mlflow_store / "artifacts").is_dir()
     assert not (mlflow_store / "mlruns").exists()  # nothing fell back to ./mlruns
-    assert any("lightgbm==" in r or "scikit-learn==" in r for r in _requirements(info))
+    library = {"lightgbm": "lightgbm==", "xgboost": "xgboost"}.get(family, "scikit-learn==")
+    assert any(r.startswith(library) for r in _requirements(info))
 
 
 def _requirements(info) -> list[str]:
@@ -230,3 +235,128 @@ def test_mlflow_flavor_model_scores_features_on_its_own(scorers, transactions, p
     predicted = np.asarray(mlflow.pyfunc.load_model(info.model_uri).predict(features)).ravel()
     uncalibrated = 1.0 / (1.0 + np.exp(-scorer.raw_score(transactions[:50])))
     np.testing.assert_allclose(predicted, uncalibrated, rtol=1e-9)
+
+
+# ------------------------------------------------------------------ trusted loading and the content digest
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_content_digest_survives_every_hop_and_sees_any_change(scorers, periods, mlflow_store, tmp_path, family):
+    """Registry artifact -> a saved directory (ZenML artifact, BentoML store) -> loaded again: one digest."""
+    import mlflow
+
+    with mlflow.start_run():
+        info = log_scorer_to_mlflow(scorers[family], periods.test.head(3))
+    registered = load_scorer_from_mlflow(info.model_uri)
+    digest = registered.content_digest()
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
+    once = FraudScorer.load(registered.save(tmp_path / "once"))
+    twice = FraudScorer.load(once.save(tmp_path / "twice"))
+    assert once.content_digest() == twice.content_digest() == digest
+    # Free-form metadata is not part of it (deployment adds version labels); what scores is.
+    once.metadata["version"] = "v9"
+    assert verify_digest(once, digest, "model") == digest
+    once.threshold = 0.31
+    with pytest.raises(DigestMismatch, match=f"but {digest} was recorded"):
+        verify_digest(once, digest, "model")
+
+
+def _corrupt(path, family) -> None:
+    """Change the model file so that it still loads but scores differently."""
+    text = path.read_bytes()
+    if family == "lightgbm":
+        # One digit of a leaf value. (A malformed tree section would abort the process inside
+        # LightGBM's parser: the service checks file digests before it parses, see service/model_store.py.)
+        at = text.index(b"leaf_value=") + len(b"leaf_value=")
+        while not text[at : at + 1].isdigit():
+            at += 1
+        path.write_bytes(text[:at] + (b"2" if text[at : at + 1] == b"1" else b"1") + text[at + 1 :])
+    elif family == "xgboost":
+        document = json.loads(text)
+        trees = document["learner"]["gradient_booster"]["model"]["trees"]
+        trees[0]["base_weights"][0] += 1.0
+        path.write_text(json.dumps(document))
+    else:
+        raise AssertionError(family)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_a_changed_model_file_changes_the_digest(scorers, tmp_path, family):
+    saved = scorers[family].save(tmp_path)
+    digest = FraudScorer.load(saved).content_digest()
+    _corrupt(saved / MODEL_FILES[family], family)
+    with pytest.raises(DigestMismatch):
+        verify_digest(FraudScorer.load(saved), digest, "model")
+
+
+def test_a_model_file_named_by_the_artifact_is_not_followed(scorers, tmp_path):
+    saved = scorers["lightgbm"].save(tmp_path / "model")
+    stored = json.loads((saved / SCORER_FILE).read_text())
+    stored["model_file"] = "../elsewhere/model.txt"
+    (saved / SCORER_FILE).write_text(json.dumps(stored))
+    with pytest.raises(ScorerError, match="is stored in model.txt"):
+        FraudScorer.load(saved)
+
+
+def test_garbage_model_files_are_a_scorer_error(scorers, tmp_path):
+    for family in FAMILIES:
+        saved = scorers[family].save(tmp_path / family)
+        (saved / MODEL_FILES[family]).write_bytes(b"\x80\x04garbage")
+        with pytest.raises(ScorerError, match=f"is not a loadable {family} model"):
+            FraudScorer.load(saved)
+
+
+class _Marker:
+    """Unpickling this creates a file: proof that a loader executed what an artifact named."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "random_forest"])
+def test_an_artifact_naming_a_pickled_class_runs_no_code(scorers, periods, mlflow_store, tmp_path, family):
+    """MLflow's own loaders unpickle (LightGBM sklearn models) or instantiate (XGBoost) the class an
+    artifact's MLmodel names; the scorer's loader reads the family's format only."""
+    import pickle
+
+    import mlflow
+    import yaml
+
+    with mlflow.start_run():
+        info = log_scorer_to_mlflow(scorers[family], periods.test.head(3))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(tmp_path / "dl")))
+    marker = tmp_path / "code-ran"
+    (local / "model.pkl").write_bytes(pickle.dumps(_Marker(str(marker))))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    flavor = mlmodel["flavors"]["sklearn" if family == "random_forest" else family]
+    if family == "lightgbm":
+        flavor.update(data="model.pkl", model_class="lightgbm.sklearn.LGBMClassifier")
+    elif family == "xgboost":
+        flavor.update(data="model.pkl", model_class="builtins.open")
+    else:
+        flavor.update(pickled_model="model.pkl", serialization_format="cloudpickle")
+    (local / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(ScorerError):
+        load_scorer_from_mlflow(str(local))
+    assert not marker.exists()
+    # And a file named outside the model directory is not read at all.
+    flavor["pickled_model" if family == "random_forest" else "data"] = "../../outside"
+    (local / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(ScorerError, match="names no file inside the model"):
+        load_scorer_from_mlflow(str(local))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_scores_anything_inside_the_ranges(scorers, family):
+    """The schema's ranges are where a score is always a probability (the service refuses the rest)."""
+    low = np.array([schema.RANGES[name][0] for name in schema.TRANSACTION_FIELDS])
+    high = np.array([schema.RANGES[name][1] for name in schema.TRANSACTION_FIELDS])
+    corners = np.where(np.random.default_rng(0).random((300, len(low))) < 0.5, low, high)
+    x = np.vstack([low, high, np.clip(np.zeros_like(low), low, high), corners])
+    probability = scorers[family].predict_proba(x)
+    assert np.isfinite(probability).all() and ((probability >= 0) & (probability <= 1)).all()
+    contributions, bias = scorers[family].input_contributions(x)
+    assert np.isfinite(contributions).all() and np.isfinite(bias).all()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
@@ -13,46 +12,19 @@ from fraud_detection.monitoring import (
     DriftConfig,
     MonitoringInputError,
     NoveltyIndex,
-    Reference,
     assess_labelled,
     check_quality,
     detect_drift,
     hour_of_day,
     match_hours,
     performance_on_labelled,
-)
-from fraud_detection.monitoring.calibrate import (
-    monitoring_windows,
-    train_baseline_scorer,
+    window_thresholds,
 )
 from fraud_detection.monitoring.performance import fraud_novelty
 from fraud_detection.simulation import synthetic
+from tests.monitoring.conftest import window
 
-REFERENCE_ROWS = 60_000  # two days, like the Kaggle file, at a fifth of its density
-WINDOW_ROWS = 3_000
 CONFIG = DriftConfig(engine="stattest")
-
-
-@pytest.fixture(scope="module")
-def reference() -> pd.DataFrame:
-    return synthetic.generate(REFERENCE_ROWS, seed=7).frame
-
-
-@pytest.fixture(scope="module")
-def scorer(reference):
-    return train_baseline_scorer(reference, params={"n_estimators": 80})
-
-
-def window(
-    scenario: str = "none", hour: float = 14.0, rows: int = WINDOW_ROWS, seed: int = 3, strength=None, per_day=None
-):
-    """``rows`` consecutive transactions of a generated day (``per_day`` rows) starting near ``hour``."""
-    day = next(synthetic.daily_batches(1, rows_per_day=per_day or REFERENCE_ROWS // 2, seed=seed,
-                                       scenario=scenario, strength=strength, first_day=5))
-    start = int(np.searchsorted(day.frame[schema.TIME].to_numpy() % schema.SECONDS_PER_DAY, hour * 3600))
-    start = min(start, len(day.frame) - rows)
-    rows_ = slice(start, start + rows)
-    return day.frame.iloc[rows_].reset_index(drop=True), day.label_available_at[rows_]
 
 
 def test_hour_of_day_wraps_days_and_origin():
@@ -86,48 +58,57 @@ def test_hours_missing_from_the_reference_borrow_the_nearest_hour():
     assert match.rows == 8
 
 
-def test_night_window_is_not_a_fraud_wave_once_hours_are_matched(reference, scorer):
+def test_night_window_is_not_a_fraud_wave_once_hours_are_matched(reference, champion):
     """Night traffic holds several times more frauds per payment: normal, not drift."""
     # A window at the Kaggle density (142,403 payments a day): 5,000 payments span the small hours.
     night, _ = window(hour=1.0, rows=5_000, seed=11, per_day=synthetic.KAGGLE_ROWS // 2)
-    matched = assess_labelled(reference, night, scorer(night), scorer.threshold, CONFIG)
-    unmatched = assess_labelled(reference, night, scorer(night), scorer.threshold, CONFIG.model_copy(update={"match_hours": False}))
+    scores, threshold = champion.predict(night), champion.scorer.threshold
+    matched = assess_labelled(reference, night, scores, threshold, CONFIG)
+    unmatched = assess_labelled(reference, night, scores, threshold, CONFIG.model_copy(update={"match_hours": False}))
     assert matched.fraud_rate.reference_rate > 2 * unmatched.fraud_rate.reference_rate
     assert matched.fraud_rate.p_value > 0.01
     assert unmatched.fraud_rate.p_value < 1e-3
 
 
-def test_both_engines_agree_and_the_evidently_html_is_written(reference, scorer, tmp_path):
+def test_both_engines_agree_and_the_evidently_html_shows_the_computed_thresholds(prepared, champion, tmp_path):
     current, _ = window(hour=9.0)
-    prepared = Reference.prepare(reference, scorer(reference))
-    fast = detect_drift(prepared, current, None, scorer(current), CONFIG, decision_threshold=scorer.threshold)
-    full = detect_drift(
-        prepared, current, None, scorer(current), CONFIG.model_copy(update={"engine": "evidently"}), decision_threshold=scorer.threshold
-    )
+    scores, threshold = champion.predict(current), champion.scorer.threshold
+    thresholds = window_thresholds(prepared, current[schema.TIME], CONFIG)
+    fast = detect_drift(prepared, current, None, scores, CONFIG, decision_threshold=threshold, thresholds=thresholds)
+    full = detect_drift(prepared, current, None, scores, CONFIG.model_copy(update={"engine": "evidently"}),
+                        decision_threshold=threshold, thresholds=thresholds)
     assert set(full.features) == set(MONITORED_FEATURES) and schema.TIME not in full.features
     for column in MONITORED_FEATURES:
-        assert full.features[column].score == pytest.approx(fast.features[column].score, rel=1e-12)
-    assert full.score_drift.score == pytest.approx(fast.score_drift.score, rel=1e-12)
+        assert full.features[column].score == pytest.approx(fast.features[column].score, rel=1e-9)
+        assert full.features[column].threshold == thresholds.features[column]
+    assert full.score_drift.score == pytest.approx(fast.score_drift.score, rel=1e-9)
+    assert full.score_drift.threshold == thresholds.score
     html = full.save_html(tmp_path / "reports" / "drift.html")
     text = html.read_text()
     assert "Drift in column 'V14'" in text and "Wasserstein distance (normed)" in text
+    assert f"{thresholds.features['V14']:.3f}"[:5] in text  # Evidently shows the threshold it judged with
     with pytest.raises(MonitoringInputError, match="engine 'evidently'"):
         fast.save_html(tmp_path / "none.html")
     summary = full.summary()
     assert summary["features_monitored"] == len(MONITORED_FEATURES)
     assert summary["current_rows"] == len(current) and len(current) <= summary["reference_rows"] <= 3 * len(current)
     assert summary["reference_rows_reused"] == 0
-    assert summary["alerts_observed"] == int((scorer(current) >= scorer.threshold).sum())
+    assert summary["alerts_observed"] == int((scores >= threshold).sum())
+    # Thresholds of another window size are refused rather than misapplied.
+    with pytest.raises(MonitoringInputError, match="computed for"):
+        detect_drift(prepared, current.head(1_000), None, scores[:1_000], CONFIG, thresholds=thresholds)
 
 
-def test_covariate_shift_drifts_the_shifted_features(reference):
-    shifted, _ = window("covariate_shift", hour=15.0)
-    result = detect_drift(reference, shifted, config=CONFIG)
+def test_covariate_shift_drifts_the_shifted_features():
+    # The population without its day-to-day movement, so that an unshifted window is a true no-change one.
+    still = synthetic.generate(60_000, seed=7, movement=0.0).frame
+    shifted, _ = window("covariate_shift", hour=15.0, movement=0.0)
+    result = detect_drift(still, shifted, config=CONFIG)
     expected = {*synthetic.COVARIATE_SHIFT_COMPONENTS, schema.AMOUNT}
     assert expected <= set(result.drifted_features)
-    assert result.dataset_drift and result.share_drifted >= len(expected) / len(MONITORED_FEATURES)
-    calm = detect_drift(reference, window(hour=15.0)[0], config=CONFIG)
-    assert calm.drifted_features == [] and not calm.dataset_drift
+    assert result.dataset_drift
+    calm = detect_drift(still, window(hour=15.0, movement=0.0)[0], config=CONFIG)
+    assert not calm.dataset_drift, calm.drifted_features
 
 
 def test_quality_names_bad_values_and_missing_columns(reference):
@@ -145,6 +126,7 @@ def test_quality_names_bad_values_and_missing_columns(reference):
     result = detect_drift(reference, broken, config=CONFIG)
     # Only the unreadable row is left out of the drift statistics; the negative amount is a number.
     assert result.rows_compared == len(broken) - 1 and not result.quality.passed
+    assert result.thresholds.window_rows == len(broken) - 1
     with pytest.raises(MonitoringInputError, match="V7"):
         detect_drift(reference, current.drop(columns=["V7"]), config=CONFIG)
     with pytest.raises(MonitoringInputError, match="both"):
@@ -165,26 +147,15 @@ def test_performance_on_labelled_counts_by_hand():
         performance_on_labelled(np.array([0, 2]), np.array([0.1, 0.2]), 0.5)
 
 
-def test_new_pattern_frauds_are_novel_and_known_ones_are_not(reference, scorer):
+def test_new_pattern_frauds_are_novel_and_known_ones_are_not(reference, champion):
     index = NoveltyIndex(reference, CONFIG)
     new = synthetic.generate(4_000, seed=21, frauds=40, scenario="new_fraud_pattern", strength=1.0).frame
     old = synthetic.generate(4_000, seed=22, frauds=40).frame
     new_frauds, old_frauds = new[new[schema.LABEL] == 1], old[old[schema.LABEL] == 1]
-    novel_new = fraud_novelty(index, new_frauds, scorer(new_frauds), scorer.threshold)
-    novel_old = fraud_novelty(index, old_frauds, scorer(old_frauds), scorer.threshold)
+    threshold = champion.scorer.threshold
+    novel_new = fraud_novelty(index, new_frauds, champion.predict(new_frauds), threshold)
+    novel_old = fraud_novelty(index, old_frauds, champion.predict(old_frauds), threshold)
     assert novel_new.n_missed >= 0.9 * len(new_frauds)  # the model never saw frauds there
     assert novel_new.n_novel_missed >= 0.8 * len(new_frauds)
     assert novel_old.n_novel_missed <= 2
     assert set(index.features) >= set(schema.KAGGLE_SIGNAL_COMPONENTS)
-
-
-def test_monitoring_windows_tile_days_and_know_their_labels():
-    windows = list(monitoring_windows(days=2, rows_per_day=10_000, seed=1, window_rows=3_000))
-    assert len(windows) == 6 and {w.day for w in windows} == {0, 1}
-    first = windows[0]
-    assert len(first.frame) == 3_000 and first.hours()[0] < 1.0
-    # Legitimate payments are final after 2 days; frauds need their chargeback.
-    assert first.labelled_mask(0.0).sum() == 0
-    assert first.labelled_mask(30.0).all()
-    random_starts = list(monitoring_windows(days=2, rows_per_day=10_000, seed=1, window_rows=3_000, per_day=1))
-    assert len(random_starts) == 2

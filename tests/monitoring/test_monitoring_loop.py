@@ -21,7 +21,7 @@ from fraud_detection.names import MODEL_NAME, Artifact, Experiment, Step
 from fraud_detection.serving.config import load_deployment_config
 from fraud_detection.serving.prediction_log import (
     SYNTHETIC_REQUEST_PREFIX,
-    synthetic_request_id,
+    synthetic_headers,
 )
 from fraud_detection.simulation.traffic import LabelDelay, simulate
 from fraud_detection.training import registry
@@ -38,6 +38,7 @@ from steps.serving.deploy import stop_all
 from testkit.pipeline_configs import small_training_config
 from testkit.ports import free_port
 from tests.serving.test_deployment_pipeline import _deploy
+from testkit.records import start_without_champion
 
 ROWS_PER_DAY = 20_000
 
@@ -48,6 +49,7 @@ def loop(tmp_path_factory):
     # This module's own prediction log and label store (the service inherits the environment).
     os.environ["FRAUD_PREDICTION_LOG_DIR"] = str(directory / "prediction_log")
     os.environ["FRAUD_LABEL_STORE_DIR"] = str(directory / "labels")
+    start_without_champion()
     stack = pipeline_stack()
     for experiment in Experiment:
         ensure_experiment(experiment, stack)
@@ -95,7 +97,7 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
             while not stop.is_set():
                 try:
                     response = http.post("/predict", json={"transaction": transaction},
-                                         headers={"X-Request-ID": synthetic_request_id("probe")})
+                                         headers=synthetic_headers("probe"))
                     if response.status_code != 200:
                         errors.append(f"{response.status_code}: {response.text[:200]}")
                 except httpx.HTTPError as error:
@@ -134,7 +136,8 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
     # The probe's requests were logged but kept out of the window monitoring judged.
     window = Client().get_pipeline_run(outcome["monitoring_run"]).steps[Step.READ_WINDOW].outputs[Artifact.CURRENT_WINDOW][0]
     assert window.run_metadata["synthetic_rows_in_log"] > 0
-    assert not window.load()["request_id"].str.startswith(SYNTHETIC_REQUEST_PREFIX).any()
+    judged = window.load()
+    assert not judged["synthetic"].any() and not judged["client_request_id"].str.startswith(SYNTHETIC_REQUEST_PREFIX).any()
     assert outcome["promotion"]["role"] == "champion", outcome["promotion"]
     new_version = f"v{outcome['promotion']['mlflow_version']}"
     assert outcome["deployment"]["model_version"] == new_version != served_before
@@ -147,9 +150,11 @@ def test_a_retraining_that_fails_leaves_the_champion_serving(loop):
     served = httpx.get(f"{url}/model").json()["model_version"]
     before = champion.current()
     monitoring = loop["monitoring"]
-    # Every feature counts as drifted, so the policy asks for a retraining ...
-    monitoring = monitoring.model_copy(update={"drift": monitoring.drift.model_copy(
-        update={"feature_thresholds": {}, "default_feature_threshold": 1e-9})})
+    # Feature drift retrains here, at thresholds any window crosses, so the policy asks for a retraining ...
+    monitoring = monitoring.model_copy(update={
+        "drift": monitoring.drift.model_copy(update={"feature_alpha": 0.99}),
+        "policy": monitoring.policy.model_copy(update={"retrain_on_feature_drift": True}),
+    })
     # ... and the retraining breaks: the model library refuses the fixed parameters.
     training = loop["training"]
     families = {name: family.model_copy(update={"fixed": {**family.fixed, "objective": "no_such_objective"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -12,7 +13,7 @@ from zenml.client import Client
 
 from fraud_detection.names import MODEL_NAME, Artifact, Experiment, Step
 from fraud_detection.serving.config import DeploymentConfig, load_deployment_config
-from fraud_detection.serving.prediction_log import read_window, synthetic_request_id
+from fraud_detection.serving.prediction_log import read_window, synthetic_headers
 from fraud_detection.serving.smoke import smoke_transactions
 from pipelines.deployment import deployment_pipeline
 from pipelines.loop import output
@@ -28,19 +29,26 @@ from steps.champion import current as current_champion
 from steps.serving.deploy import stop_all
 from testkit.pipeline_configs import small_training_config
 from testkit.ports import free_port
+from testkit.records import start_without_champion
 
 
 def _bento_workers() -> list[psutil.Process]:
+    """Model servers and gateways of this test session (by its state directory: the machine may run others')."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
         if "_bentoml_impl.worker.service fraud_service:" in cmdline or "service.gateway" in cmdline:
-            found.append(process)
+            try:
+                if process.environ().get("FRAUD_STATE_DIR") == os.environ["FRAUD_STATE_DIR"]:
+                    found.append(process)
+            except psutil.Error:
+                continue
     return found
 
 
 @pytest.fixture(scope="module")
 def deployment_section():
+    start_without_champion()
     stack = pipeline_stack()
     ensure_experiment(Experiment.TRAINING, stack)
     decision = output(training_pipeline(config=small_training_config()), Step.PROMOTE, Artifact.PROMOTION_DECISION)
@@ -104,7 +112,7 @@ def test_redeploying_a_new_champion_loses_no_request_and_leaves_no_stray_server(
             while not stop.is_set():
                 try:
                     response = http.post("/predict", json={"transaction": fraud_like},
-                                         headers={"X-Request-ID": synthetic_request_id("probe")})
+                                         headers=synthetic_headers("probe"))
                     if response.status_code == 200:
                         versions.append(response.json()["model_version"])
                     else:

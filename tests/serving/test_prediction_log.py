@@ -159,20 +159,102 @@ def test_read_window_selects_by_time_and_model_version(tmp_path):
     assert read_window(tmp_path / "never-written").empty
 
 
-def test_synthetic_requests_are_logged_but_left_out_of_real_traffic(tmp_path):
+def test_synthetic_requests_are_those_with_the_credential_not_those_named_so(tmp_path):
     x = transactions(6)
     probe = prediction_log.synthetic_request_id("probe")
     assert probe.startswith(prediction_log.SYNTHETIC_REQUEST_PREFIX) and prediction_log.valid_request_id(probe)
     with PredictionLog(tmp_path) as log:
-        log.append_batch(x[:2], np.full(2, 0.1), np.zeros(2), model_version="1", request_id="payment-1", threshold=0.5)
-        log.append_batch(x[2:4], np.full(2, 0.9), np.ones(2), model_version="1", request_id=probe, threshold=0.5)
-        # Only the prefix marks a request: "synthetic" elsewhere in an id is a real payment's.
-        log.append_batch(x[4:], np.full(2, 0.2), np.zeros(2), model_version="1", request_id="payment-synthetic-", threshold=0.5)
+        log.append_batch(x[:2], np.full(2, 0.1), np.zeros(2), model_version="1", request_id="s-1", threshold=0.5)
+        # The system's own probe: it presented the credential, so the service logged it as synthetic.
+        log.append_batch(x[2:4], np.full(2, 0.9), np.ones(2), model_version="1", request_id="s-2",
+                         client_request_id=probe, synthetic=True, threshold=0.5)
+        # A client calling its payments "synthetic-..." hides nothing: no credential, ordinary traffic.
+        log.append(as_mapping(x[4]), 0.2, False, model_version="1", request_id="s-3",
+                   client_request_id="synthetic-hide-me", threshold=0.5)
+        log.append(as_mapping(x[5]), 0.2, False, model_version="1", request_id="s-4", threshold=0.5)
     logged = read_window(tmp_path)
     assert len(logged) == 6
+    assert logged["synthetic"].tolist() == [False, False, True, True, False, False]
+    assert logged["client_request_id"].tolist() == ["", "", probe, probe, "synthetic-hide-me", ""]
     real = prediction_log.without_synthetic(logged)
-    assert list(real["request_id"]) == ["payment-1", "payment-1", "payment-synthetic-", "payment-synthetic-"]
+    assert list(real["request_id"]) == ["s-1", "s-1", "s-3", "s-4"]
     np.testing.assert_array_equal(real[list(schema.TRANSACTION_FIELDS)].to_numpy(), np.vstack([x[:2], x[4:]]))
+
+
+def test_segments_before_and_readers_before_the_identity_columns(tmp_path):
+    """Old segments (no client_request_id, synthetic) read with defaults; old readers read new segments."""
+    from fraud_detection.serving.append_log import read_segments
+
+    x = transactions(4)
+    old_columns = prediction_log._COLUMNS[:-3]
+    old_header = ",".join(c.name for c in old_columns)
+    # A segment as the previous version wrote it, whose client named a probe "synthetic-...".
+    line = ",".join(map(repr, x[0].tolist())) + ",0.5,false,0.5,0,1700000000.0,1,synthetic-probe-1\n"
+    (tmp_path / "00000000000000000001-host-1-00001.csv").write_text(old_header + "\n" + line)
+    with PredictionLog(tmp_path) as log:
+        log.append_batch(x[1:], np.full(3, 0.1), np.zeros(3), model_version="2", request_id="new",
+                         client_request_id="mine", threshold=0.5)
+    frame = read_window(tmp_path)
+    assert frame["request_id"].tolist() == ["synthetic-probe-1", "new", "new", "new"]
+    assert frame["client_request_id"].tolist() == ["", "mine", "mine", "mine"]
+    assert not frame["synthetic"].any()  # the old prefix rule is gone: nothing is hidden
+    assert len(prediction_log.without_synthetic(frame)) == 4
+    np.testing.assert_array_equal(frame[FIELDS].to_numpy(), x)
+    old_reader = read_segments(tmp_path, old_columns)
+    assert old_reader.table.num_rows == 4 and old_reader.table.column_names == [c.name for c in old_columns]
+
+
+def test_transaction_ids_are_logged_and_old_segments_read_without_one(tmp_path):
+    """The transaction_id column came last: segments before it read "" there (and derive the id);
+    readers before it still read new segments."""
+    from fraud_detection.serving import transaction_id as tid
+    from fraud_detection.serving.append_log import read_segments
+
+    x = transactions(4)
+    before = prediction_log._COLUMNS[:-1]
+    line = ",".join(map(repr, x[0].tolist())) + ",0.5,false,0.5,0,1700000000.0,1,old-request,,false\n"
+    (tmp_path / "00000000000000000001-host-1-00001.csv").write_text(",".join(c.name for c in before) + "\n" + line)
+    with PredictionLog(tmp_path) as log:
+        log.append_batch(x[1:3], np.full(2, 0.1), np.zeros(2), model_version="2", request_id="r2", threshold=0.5,
+                         transaction_ids=["TX-1", "TX-2"])
+        log.append(x[3], 0.9, True, model_version="2", request_id="r3", threshold=0.5, transaction_id="TX-3")
+        with pytest.raises(ValueError, match="transaction_ids has 1 values for 2"):
+            log.append_batch(x[1:3], np.full(2, 0.1), np.zeros(2), model_version="2", request_id="r", threshold=0.5,
+                             transaction_ids=["TX-9"])
+    frame = read_window(tmp_path)
+    assert frame["transaction_id"].tolist() == ["", "TX-1", "TX-2", "TX-3"]
+    assert tid.with_transaction_ids(frame)["transaction_id"].tolist() == ["old-request:0", "TX-1", "TX-2", "TX-3"]
+    np.testing.assert_array_equal(frame[FIELDS].to_numpy(), x)
+    old_reader = read_segments(tmp_path, before)
+    assert old_reader.table.num_rows == 4 and old_reader.table.column_names == [c.name for c in before]
+
+
+def _key_in_child(queue) -> None:
+    queue.put(prediction_log.synthetic_key())
+
+
+def test_the_synthetic_key_is_shared_through_the_state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAUD_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv(prediction_log.SYNTHETIC_KEY_ENV, raising=False)
+    assert prediction_log.synthetic_key(create=False) is None
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    children = [context.Process(target=_key_in_child, args=(queue,)) for _ in range(3)]
+    for child in children:
+        child.start()
+    mine = prediction_log.synthetic_key()
+    keys = {queue.get(timeout=60) for _ in children} | {mine}
+    for child in children:
+        child.join(timeout=60)
+    assert len(keys) == 1 and len(mine) >= 32  # racing creators agree on one key
+    path = tmp_path / "serving" / prediction_log.SYNTHETIC_KEY_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no staging file left behind
+    headers = prediction_log.synthetic_headers("smoke")
+    assert headers[prediction_log.SYNTHETIC_KEY_HEADER] == mine
+    assert headers["X-Request-ID"].startswith("synthetic-smoke-")
+    monkeypatch.setenv(prediction_log.SYNTHETIC_KEY_ENV, "from-the-environment-0123")
+    assert prediction_log.synthetic_key() == "from-the-environment-0123"
 
 
 def test_segments_last_written_before_the_window_are_not_read(tmp_path):

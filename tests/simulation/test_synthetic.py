@@ -351,3 +351,88 @@ def test_a_day_does_not_depend_on_where_the_loop_started():
     np.testing.assert_array_equal(from_five.label_available_at, from_six.label_available_at)
     other_seed = next(synthetic.daily_batches(1, rows_per_day=3_000, seed=3, first_day=6))
     assert not other_seed.frame.equals(from_six.frame)
+
+
+# --- the population's day-to-day and hour-of-day movement ---------------------------------
+
+
+def _legit_sample(batch: synthetic.DailyBatch, rows: int, rng: np.random.Generator) -> np.ndarray:
+    legit = batch.frame.loc[batch.frame[LABEL] == 0, FEATURES].to_numpy()
+    return legit[rng.choice(len(legit), rows, replace=False)]
+
+
+def _wasserstein_over_std(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    from scipy.stats import wasserstein_distance
+
+    return np.array([wasserstein_distance(reference[:, j], current[:, j]) / reference[:, j].std()
+                     for j in range(reference.shape[1])])
+
+
+FEATURES = [*PCA_COMPONENTS, AMOUNT]
+
+
+def test_days_move_as_much_as_real_card_payments_do():
+    """Day against next day: median Wasserstein/std ~0.18 over the 29 features, a few far larger; halves of one day ~0.03."""
+    rng = np.random.default_rng(0)
+    days = [_legit_sample(b, 6_000, rng) for b in synthetic.daily_batches(7, rows_per_day=20_000, seed=5, first_day=40)]
+    between = [_wasserstein_over_std(a[:3_000], b[:3_000]) for a, b in zip(days, days[1:])]
+    within = [_wasserstein_over_std(d[:3_000], d[3_000:]) for d in days]
+    assert 0.13 < np.mean([np.median(w) for w in between]) < 0.24
+    assert np.mean([w.max() for w in between]) > 0.5
+    assert 0.02 < np.mean([np.median(w) for w in within]) < 0.045
+    # The signal components do not move: the fraud-vs-legit boundary stays where the oracle has it.
+    signal = [FEATURES.index(c) for c in KAGGLE_SIGNAL_COMPONENTS]
+    assert np.max([w[signal] for w in between]) < 0.1
+    # Without movement, days differ by sampling alone.
+    still = [_legit_sample(b, 6_000, rng) for b in synthetic.daily_batches(2, 20_000, seed=5, first_day=40, movement=0)]
+    assert np.median(_wasserstein_over_std(still[0][:3_000], still[1][:3_000])) < 0.045
+
+
+def test_movement_is_part_of_the_distribution_and_the_oracle_knows_it():
+    # Day d moves the same way whatever the seed ...
+    a = next(synthetic.daily_batches(1, 20_000, seed=1, first_day=77)).frame
+    b = next(synthetic.daily_batches(1, 20_000, seed=2, first_day=77)).frame
+    c = next(synthetic.daily_batches(1, 20_000, seed=1, first_day=78)).frame
+    movers = ("V3", "V25", "V15")
+    same_day = max(abs(a[v].mean() - b[v].mean()) for v in movers)
+    next_day = max(abs(a[v].mean() - c[v].mean()) for v in movers)
+    assert same_day < 0.1 < next_day
+    # ... components follow a daily cycle (hour matching takes it out) ...
+    hours = (a[TIME].to_numpy() % SECONDS_PER_DAY) // 3600
+    by_hour = pd.Series(a["V3"].to_numpy()).groupby(hours).mean()
+    assert by_hour.max() - by_hour.min() > 0.4
+    # ... and the oracle is exact with it: recomputed from the frame, and a stale (still) oracle is not.
+    data = synthetic.generate(20_000, seed=8, frauds=300, start_seconds=5 * SECONDS_PER_DAY,
+                              span_seconds=SECONDS_PER_DAY)
+    np.testing.assert_allclose(data.oracle(), data.fraud_probability, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        synthetic.oracle_probability(data.frame, fraud_rate=data.fraud_rate), data.fraud_probability, rtol=1e-9
+    )
+    with pytest.raises(ValueError, match="movement"):
+        synthetic.generate(100, movement=-1.0)
+
+
+def test_without_movement_the_population_is_the_stationary_one():
+    still = synthetic.generate(rows=5_000, seed=3, movement=0.0)
+    moved = synthetic.generate(rows=5_000, seed=3)
+    # Same draws: the signal block, amounts, times and labels are identical; only the context moved.
+    for column in (*KAGGLE_SIGNAL_COMPONENTS, AMOUNT, TIME, LABEL):
+        np.testing.assert_array_equal(still.frame[column], moved.frame[column])
+    assert not np.allclose(still.frame["V3"], moved.frame["V3"])
+    assert still.movement == 0.0 and moved.movement == synthetic.DEFAULT_MOVEMENT
+
+
+def test_traffic_windows_tile_days_and_know_their_labels():
+    windows = list(synthetic.traffic_windows(days=2, rows_per_day=10_000, seed=1, window_rows=3_000))
+    assert len(windows) == 6 and {w.day for w in windows} == {0, 1}
+    first = windows[0]
+    assert len(first.frame) == 3_000 and first.hours()[0] < 1.0
+    # Legitimate payments are final after 2 days; frauds need their chargeback.
+    assert first.labelled_mask(0.0).sum() == 0
+    assert first.labelled_mask(30.0).all()
+    random_starts = list(synthetic.traffic_windows(days=2, rows_per_day=10_000, seed=1, window_rows=3_000, per_day=1))
+    assert len(random_starts) == 2
+    # A day's windows do not depend on where the loop started.
+    again = next(synthetic.traffic_windows(days=1, rows_per_day=10_000, seed=1, window_rows=3_000, per_day=1,
+                                          first_day=1))
+    pd.testing.assert_frame_equal(again.frame, random_starts[1].frame)

@@ -1,4 +1,5 @@
-"""The traffic simulator against a small real HTTP server on a loopback port (a stand-in for the service)."""
+"""The traffic simulator against a small real HTTP server on a loopback port (a stand-in for the service whose
+failures and answers a test chooses), and against the scoring service itself."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import pytest
 
 from fraud_detection.config import ConfigError, validate
 from fraud_detection.data import schema
-from fraud_detection.serving.label_store import LabelStore, read_labels
+from fraud_detection.serving.label_import import import_label_file
+from fraud_detection.serving.label_store import LabelStore, labelled_window, read_labels
+from fraud_detection.serving.prediction_log import read_window
 from fraud_detection.simulation import traffic
 from fraud_detection.simulation.traffic import LabelDelay, draw_transactions, simulate
+from testkit.service import quick_scorer, start_server
 
 FIELDS = list(schema.TRANSACTION_FIELDS)
 
@@ -32,6 +36,9 @@ class StandIn(ThreadingHTTPServer):
         self.fail_every = 0  # every n-th request gets a 503
         self.api_key: str | None = None
         self.own_ids = False  # answer with an id of the server's own instead of the client's
+        # Answer with a transaction id per row (the client's, or one of the server's own), as the
+        # service does once it takes transaction ids.
+        self.transaction_ids = False
 
     @property
     def url(self) -> str:
@@ -54,11 +61,17 @@ class Handler(BaseHTTPRequestHandler):
         if server.fail_every and number % server.fail_every == 0:
             return self.answer(503, {"detail": "overloaded"})
         request_id = f"server-{number}" if server.own_ids else self.headers["X-Request-ID"]
+        rows = body["transactions"] if self.path == "/predict_batch" else [body.get("transaction", {})]
+        if not server.transaction_ids and any("transaction_id" in row for row in rows):
+            return self.answer(422, {"error": "transaction: unknown field(s) 'transaction_id'"})
+        answers = [{"fraud_probability": 0.1, "is_fraud": False} for _ in rows]
+        if server.transaction_ids:
+            for i, (row, answer) in enumerate(zip(rows, answers, strict=False)):
+                answer["transaction_id"] = row.get("transaction_id") or f"assigned-{number}-{i}"
         if self.path == "/predict":
-            payload = {"fraud_probability": 0.1, "is_fraud": False, "request_id": request_id}
+            payload = {**answers[0], "request_id": request_id, "model_version": "v-standin"}
         elif self.path == "/predict_batch":
-            predictions = [{"fraud_probability": 0.1, "is_fraud": False} for _ in body["transactions"]]
-            payload = {"predictions": predictions, "request_id": request_id}
+            payload = {"predictions": answers, "request_id": request_id, "model_version": "v-standin"}
         else:
             return self.answer(404, {"detail": "no such endpoint"})
         self.answer(200, payload)
@@ -105,10 +118,12 @@ def test_single_requests_carry_the_scenarios_rows_and_labels_join_by_request_id(
 
     ids = [r["headers"]["X-Request-ID"] for r in server.requests]
     assert len(set(ids)) == 40
-    labels = read_labels(tmp_path)
-    assert labels["request_id"].tolist() == ids and labels["item"].eq(0).all()
+    labels = read_labels(tmp_path).sort_values("recorded_at", kind="stable", ignore_index=True)
+    # The service takes no transaction id: labels go under the id the prediction log knows the row by.
+    assert labels["transaction_id"].tolist() == [f"{i}:0" for i in ids]
     assert labels[schema.LABEL].tolist() == drawn[schema.LABEL].tolist()
     assert labels["label_time"].between(before, time.time()).all()  # scale 0: known on acknowledgement
+    assert labels["source"].eq("simulator").all() and labels["model_version"].eq("v-standin").all()
     assert result.labels_written == 40 and result.frauds == int(drawn[schema.LABEL].sum())
 
 
@@ -122,9 +137,9 @@ def test_batches_go_to_predict_batch_and_labels_keep_the_generators_delays(serve
     assert {r["path"] for r in server.requests} == {"/predict_batch"}
     assert result.scored_rows == 50 and result.requests == 4
 
-    labels = read_labels(tmp_path)
-    assert labels["item"].tolist() == [*range(16), *range(16), *range(16), *range(2)]
-    assert labels["request_id"].nunique() == 4
+    labels = read_labels(tmp_path).sort_values("recorded_at", kind="stable", ignore_index=True)
+    ids = [r["headers"]["X-Request-ID"] for r in server.requests]
+    assert labels["transaction_id"].tolist() == [f"{rid}:{i}" for rid, n in zip(ids, [16, 16, 16, 2], strict=False) for i in range(n)]
     assert labels[schema.LABEL].tolist() == batch.frame[schema.LABEL].tolist()
     expected = (batch.label_available_at - batch.frame[schema.TIME].to_numpy()) * scale
     # label_time = acknowledgement + scaled delay; recorded_at is taken right after the acknowledgement.
@@ -137,8 +152,8 @@ def test_failures_are_counted_by_kind_and_get_no_label(server, tmp_path):
                       label_store=str(tmp_path))
     assert (result.requests, result.ok_requests, result.failed_requests) == (12, 8, 4)
     assert result.errors == {"HTTP 503": 4} and "overloaded" in result.error_samples[0]
-    ok_ids = [r["headers"]["X-Request-ID"] for i, r in enumerate(server.requests, 1) if i % 3]
-    assert read_labels(tmp_path)["request_id"].tolist() == ok_ids
+    ok_ids = [r["headers"]["X-Request-ID"] + ":0" for i, r in enumerate(server.requests, 1) if i % 3]
+    assert sorted(read_labels(tmp_path)["transaction_id"]) == sorted(ok_ids)
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -159,7 +174,41 @@ def test_labels_follow_the_id_the_service_answers_with(server, tmp_path):
     server.own_ids = True
     result = simulate(server.url, "none", rows=5, label_store=str(tmp_path))
     assert result.id_mismatches == 5
-    assert read_labels(tmp_path)["request_id"].tolist() == [f"server-{i}" for i in range(1, 6)]
+    assert sorted(read_labels(tmp_path)["transaction_id"]) == [f"server-{i}:0" for i in range(1, 6)]
+
+
+def test_transaction_ids_are_sent_and_labels_follow_the_ids_the_service_answers_with(server, tmp_path):
+    refused = simulate(server.url, "none", rows=3, send_transaction_ids=True, label_store=str(tmp_path / "old"))
+    assert refused.errors == {"HTTP 422": 3}  # a service that does not take them yet says so
+
+    server.transaction_ids = True
+    server.requests.clear()
+    simulate(server.url, "none", rows=6, batch_size=4, send_transaction_ids=True, label_store=str(tmp_path / "a"))
+    sent = [row["transaction_id"] for row in sent_rows(server)]
+    assert len(set(sent)) == 6 and all(t.startswith("sim-") for t in sent)
+    assert sorted(read_labels(tmp_path / "a")["transaction_id"]) == sorted(sent)
+    again = simulate(server.url, "none", rows=2, send_transaction_ids=True, label_store=str(tmp_path / "b"))
+    assert not set(read_labels(tmp_path / "b")["transaction_id"]) & set(sent)  # each run has its own ids
+    assert again.labels_written == 2
+
+    server.requests.clear()  # ids the service assigns itself
+    simulate(server.url, "none", rows=4, batch_size=2, label_store=str(tmp_path / "c"))
+    assert sorted(read_labels(tmp_path / "c")["transaction_id"]) == [
+        "assigned-1-0", "assigned-1-1", "assigned-2-0", "assigned-2-1"]
+
+
+def test_labels_out_writes_a_chargeback_file_the_import_takes(server, tmp_path):
+    server.transaction_ids = True
+    out = tmp_path / "chargebacks.csv"
+    result = simulate(server.url, "new_fraud_pattern", rows=30, seed=5, batch_size=10, send_transaction_ids=True,
+                      label_delay=LabelDelay(scale=0), labels_out=out, label_store=str(tmp_path / "unused"))
+    assert result.labels_file == str(out) and result.labels_written == 30 and "to " + str(out) in result.summary()
+    assert not (tmp_path / "unused").exists()  # the store is not touched
+    sent = {row["transaction_id"] for row in sent_rows(server)}
+    summary = import_label_file(out, LabelStore(tmp_path / "labels"), predictions={t: "v-standin" for t in sent})
+    assert (summary.written, summary.matched, summary.frauds) == (30, 30, result.frauds)
+    with pytest.raises(ValueError, match="labels_out writes a chargeback file of labels known when it is written"):
+        simulate(server.url, "none", rows=3, labels_out=out, label_delay=LabelDelay(scale=1))
 
 
 def test_rate_spaces_requests_and_concurrency_sends_each_row_once(server, tmp_path):
@@ -192,3 +241,57 @@ def test_bad_arguments_are_refused_with_the_problem_named(tmp_path):
     with pytest.raises(ConfigError, match="label_delay.scale: Input should be greater than or equal to 0"):
         validate(LabelDelay, {"scale": -1}, "m.yaml", "label_delay")
     assert LabelDelay(fixed_seconds=30).seconds(np.array([1.0, 1e6])).tolist() == [30.0, 30.0]
+
+
+@pytest.fixture(scope="module")
+def real_service(tmp_path_factory):
+    """The scoring service itself (bentoml serve), with a small real model and its own prediction log."""
+    root = tmp_path_factory.mktemp("real-service")
+    quick_scorer(rows=8_000, seed=3, n_estimators=40).scorer.save(root / "model")
+    server = start_server(
+        env={"FRAUD_MODEL_DIR": str(root / "model"), "FRAUD_API_KEY": None, "FRAUD_DEPLOYMENT_CONFIG": None,
+             "FRAUD_PREDICTION_LOG_DIR": str(root / "log")},
+        log_dir=root / "logs",
+    )
+    yield server, root / "log"
+    server.stop()
+
+
+def test_labels_of_real_traffic_join_the_services_prediction_log(real_service, tmp_path):
+    server, log_dir = real_service
+    result = simulate(server.url, "none", rows=25, seed=2, batch_size=10, label_delay=LabelDelay(scale=0),
+                      label_store=str(tmp_path))
+    assert result.failed_requests == 0
+    logged = read_window(log_dir)
+    joined = labelled_window(logged, read_labels(tmp_path), as_of=time.time() + 1)
+    drawn = draw_transactions("none", 25, seed=2).frame
+    assert len(joined) == 25
+    assert np.array_equal(joined[FIELDS].to_numpy(), drawn[FIELDS].to_numpy())
+    assert joined[schema.LABEL].tolist() == drawn[schema.LABEL].tolist()
+    assert read_labels(tmp_path)["model_version"].eq(logged["model_version"].iloc[0]).all()
+
+
+def test_the_main_jobs_traffic_comes_back_as_a_chargeback_file_imported_like_a_teams(real_service, tmp_path,
+                                                                                       monkeypatch):
+    """pipelines.loop.traffic_with_chargebacks: ids sent with the payments, labels written as a file, the
+    file imported by the code of `run.py --labels`, every label matched to the prediction it labels."""
+    from fraud_detection.monitoring.config import MonitoringFile
+    from pipelines.loop import traffic_with_chargebacks
+
+    server, log_dir = real_service
+    monkeypatch.setenv("FRAUD_PREDICTION_LOG_DIR", str(log_dir))
+    monkeypatch.setenv("FRAUD_LABEL_STORE_DIR", str(tmp_path / "labels"))
+    settings = MonitoringFile.model_validate({"simulate": {"batch_size": 10, "label_delay": {"scale": 0}}})
+    said: list[str] = []
+    outcome = traffic_with_chargebacks(server.url, settings, "none", 30, 4, None, said.append,
+                                       labels_file=tmp_path / "chargebacks.csv")
+    header = (tmp_path / "chargebacks.csv").read_text().splitlines()[0]
+    assert header == "transaction_id,Class,label_time"
+    assert outcome["labels"]["written"] == outcome["labels"]["matched"] == 30 and outcome["labels"]["unmatched"] == 0
+    assert any("chargebacks.csv: 30 label(s)" in line for line in said)
+    labels = read_labels(tmp_path / "labels")
+    assert set(labels["source"]) == {"chargebacks.csv"} and labels["transaction_id"].str.startswith("sim-").all()
+    joined = labelled_window(read_window(log_dir), labels, as_of=time.time() + 1)
+    assert len(joined) == 30  # the ids the payments were sent with join the labels to their predictions
+    again = import_label_file(tmp_path / "chargebacks.csv")
+    assert again.written == 0 and again.already_recorded == 30  # importing the same file again changes nothing

@@ -15,14 +15,14 @@ from fraud_detection.training.promotion import (
 )
 
 GATES = PromotionGates(
-    min_average_precision=0.5, min_recall_at_threshold=0.5, max_brier_score=0.002, max_alert_rate=0.01
+    min_average_precision=0.5, min_recall_at_threshold=0.5, max_brier_score=0.002, max_alerts_per_fraud=10
 )
 MARGIN = 0.01
 ROWS = "the 56,962 current test rows"
 
 
 def metrics(ap: float = 0.80, **overrides: float) -> dict[str, float]:
-    base = {"average_precision": ap, "recall_at_threshold": 0.8, "brier_score": 0.0005, "alert_rate": 0.002}
+    base = {"average_precision": ap, "recall_at_threshold": 0.8, "brier_score": 0.0005, "alerts_per_fraud": 2.5}
     return {**base, **overrides}
 
 
@@ -37,10 +37,10 @@ def test_first_model_passing_the_gates_becomes_champion():
 
 
 def test_first_model_failing_a_gate_is_a_challenger_naming_the_gate():
-    decision = decide_promotion(metrics(ap=0.42, alert_rate=0.03), None, GATES, MARGIN)
+    decision = decide_promotion(metrics(ap=0.42, alerts_per_fraud=12.5), None, GATES, MARGIN)
     assert not decision.promote and decision.role == CHALLENGER
     assert "gate min_average_precision fails: average_precision 0.42 < 0.5" in decision.reasons
-    assert "gate max_alert_rate fails: alert_rate 0.03 > 0.01" in decision.reasons
+    assert "gate max_alerts_per_fraud fails: alerts_per_fraud 12.5 > 10" in decision.reasons
 
 
 def test_better_than_the_champion_by_the_margin_becomes_champion():
@@ -81,16 +81,16 @@ def test_failing_a_gate_keeps_a_better_model_a_challenger():
 
 def test_a_missing_gate_metric_fails_its_gate_and_a_missing_compared_metric_is_an_error():
     candidate = metrics()
-    del candidate["alert_rate"]
+    del candidate["alerts_per_fraud"]
     decision = decide_promotion(candidate, None, GATES, MARGIN)
-    assert decision.role == CHALLENGER and "gate max_alert_rate fails: alert_rate is missing" in decision.reasons
+    assert decision.role == CHALLENGER and "gate max_alerts_per_fraud fails: alerts_per_fraud is missing" in decision.reasons
     with pytest.raises(PromotionError, match="the champion's metrics have no 'average_precision'"):
         decide_promotion(metrics(), {"roc_auc": 0.9}, GATES, MARGIN)
 
 
 def test_config_is_parsed_strictly_and_decides():
     config = validate(PromotionConfig,
-        {"metric": "average_precision", "margin": 0.02, "gates": {"min_average_precision": 0.5, "max_alert_rate": None}},
+        {"metric": "average_precision", "margin": 0.02, "gates": {"min_average_precision": 0.5, "max_alerts_per_fraud": None}},
         "t.yaml", "promotion",
     )
     assert config.gates.active() == {"min_average_precision": 0.5}
@@ -104,7 +104,44 @@ def test_config_is_parsed_strictly_and_decides():
         validate(PromotionConfig, {"metric": "brier_score"}, "t.yaml", "promotion")
     with pytest.raises(ConfigError, match="promotion.margin: Input should be greater than or equal to 0"):
         validate(PromotionConfig, {"margin": -0.1}, "t.yaml", "promotion")
-    with pytest.raises(ConfigError, match="promotion.gates.max_alert_rate: Input should be a valid number"):
-        validate(PromotionConfig, {"gates": {"max_alert_rate": "1%"}}, "t.yaml", "promotion")
-    with pytest.raises(ConfigError, match="promotion.gates.max_alert_rate: Input should be a finite number"):
-        validate(PromotionConfig, {"gates": {"max_alert_rate": float("inf")}}, "t.yaml", "promotion")
+    with pytest.raises(ConfigError, match="promotion.gates.max_alerts_per_fraud: Input should be a valid number"):
+        validate(PromotionConfig, {"gates": {"max_alerts_per_fraud": "1%"}}, "t.yaml", "promotion")
+    with pytest.raises(ConfigError, match="promotion.gates.max_alerts_per_fraud: Input should be a finite number"):
+        validate(PromotionConfig, {"gates": {"max_alerts_per_fraud": float("inf")}}, "t.yaml", "promotion")
+    # The absolute alert rate of older configs is refused with what replaced it.
+    with pytest.raises(ConfigError, match="promotion.gates: max_alert_rate .* was replaced by max_alerts_per_fraud"):
+        validate(PromotionConfig, {"gates": {"max_alert_rate": 0.02}}, "t.yaml", "promotion")
+
+
+def test_the_configured_gates_hold_on_data_with_a_few_percent_of_frauds():
+    """A merchant's data with 3 % frauds: a real model trained on it passes configs/training.yaml's
+    gates (the review budget is per actual fraud), although it sends far more than 2 % of payments to
+    review; flagging every payment still fails the review budget."""
+    from fraud_detection.data import schema, split
+    from fraud_detection.model.features import frame_to_array
+    from fraud_detection.simulation import synthetic
+    from fraud_detection.training.config import load_training_file
+    from fraud_detection.training.core import train
+    from fraud_detection.training.evaluation import evaluate
+    from testkit.pipeline_configs import small_training_config
+
+    settings = load_training_file()
+    data = synthetic.generate(30_000, seed=21, frauds=900)
+    parts = split.split_by_time(data.frame, 0.2, 0.2)
+    result = train(parts.train, parts.validation, small_training_config().training,
+                   review_cost=settings.threshold.review_cost)
+    y, amount = parts.test[schema.LABEL].to_numpy(), parts.test[schema.AMOUNT].to_numpy()
+    proba = result.scorer.predict_proba(frame_to_array(parts.test))
+    report = evaluate(y, proba, amount, result.scorer.threshold, settings.threshold.review_cost)
+    metrics = report.metrics()
+    assert 0.025 < report.frauds / report.rows < 0.035
+
+    decision = settings.promotion.decide(metrics, None)
+    assert decision.role == CHAMPION, decision.reasons
+    assert metrics["alert_rate"] > 0.02  # the former absolute gate (max_alert_rate 0.02) refused this model
+    assert 1 <= metrics["alerts_per_fraud"] <= settings.promotion.gates.max_alerts_per_fraud
+
+    everything = evaluate(y, proba, amount, 0.0, settings.threshold.review_cost).metrics()
+    refused = settings.promotion.decide(everything, None)
+    assert refused.role == CHALLENGER
+    assert any(r.startswith("gate max_alerts_per_fraud fails: alerts_per_fraud 3") for r in refused.reasons)

@@ -29,6 +29,7 @@ from pipelines.stack_support import (
 from pipelines.training import training_pipeline
 from steps import champion
 from testkit.pipeline_configs import small_training_config
+from testkit.records import start_without_champion
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,7 @@ def _stage(decision: dict) -> str:
 
 @pytest.fixture(scope="module")
 def first_run(stack):
+    start_without_champion()
     return training_pipeline(config=small_training_config())
 
 
@@ -113,6 +115,18 @@ def test_a_model_failing_a_gate_is_not_promoted(first_run, stack):
     decision = _decision(training_pipeline(config=config.model_copy(update={"promotion": strict})))
     assert decision["role"] == "challenger"
     assert any("min_average_precision" in reason for reason in decision["reasons"])
+
+
+def test_the_record_names_its_registry_and_another_registry_is_refused_by_name(first_run, stack):
+    uri = mlflow_tracking_uri(stack)
+    record = champion.current()
+    assert record.registry_uri == uri
+    assert record.require_registry(uri + "/") is record
+    # Version numbers repeat across registries: "version 1" of another MLflow is another model.
+    with pytest.raises(champion.NoChampionError) as refused:
+        record.require_registry("sqlite:////srv/elsewhere.db")
+    assert f"registered in the MLflow registry at {uri}" in str(refused.value)
+    assert "MLflow tracker is sqlite:////srv/elsewhere.db" in str(refused.value)
 
 
 def test_the_mlflow_alias_is_a_mirror_moving_it_by_hand_changes_no_champion(first_run, stack):
