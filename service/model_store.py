@@ -198,14 +198,7 @@ def save_to_model_store(
     if not _VERSION.fullmatch(version):
         raise ValueError(f"{version!r} is not a valid BentoML model version")
     tag = f"{name}:{version}"
-
-    def already_stored():
-        existing = stored_model(tag)
-        if existing is not None and existing.info.metadata.get(DIGEST_KEY) != digest:
-            raise ValueError(f"the BentoML model store already holds a different {tag}")
-        return existing
-
-    existing = already_stored()
+    existing = _stored_as(tag, digest)
     if existing is not None:
         return existing
     try:
@@ -215,22 +208,23 @@ def save_to_model_store(
             model.info.labels[CONTENT_LABEL] = content_version(model.path)
     except BentoMLException:
         # Another process (a concurrent deployment) registered the same tag between the check and
-        # the create: BentoML's store refuses the second. Its model is used once written, if it is
-        # this scorer.
+        # the create: BentoML's store refuses the second. Its model is used once written (reading it
+        # fails while its files are incomplete), if it is this scorer.
         deadline = time.monotonic() + 60
-        while (existing := _readable(already_stored)) is None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            try:
+                if (existing := _stored_as(tag, digest)) is not None:
+                    return existing
+            except (BentoMLException, OSError):
+                pass
             time.sleep(0.5)
-        if existing is None:
-            raise
-        return existing
+        raise
     return bentoml.models.get(tag)
 
 
-def _readable(read):
-    """``read()``, or None while another process is still writing the model (its files incomplete)."""
-    from bentoml.exceptions import BentoMLException
-
-    try:
-        return read()
-    except (BentoMLException, OSError):
-        return None
+def _stored_as(tag: str, digest: str):
+    """The stored model ``tag`` if it holds the scorer with ``digest``; None if there is none; else ValueError."""
+    existing = stored_model(tag)
+    if existing is not None and existing.info.metadata.get(DIGEST_KEY) != digest:
+        raise ValueError(f"the BentoML model store already holds a different {tag}")
+    return existing
