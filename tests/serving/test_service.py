@@ -352,14 +352,24 @@ print(save_to_model_store(FraudScorer.load(sys.argv[1]), version=sys.argv[2]).ta
 def test_concurrent_saves_of_one_scorer_all_get_the_stored_model(quick, tmp_path):
     # Two deployments of one champion at once: BentoML's store refuses a second create of a tag that
     # another process registered after the check; the second saver uses the model the first wrote.
+    import bentoml
+
     directory = quick.scorer.save(tmp_path / "scorer")
-    for attempt in range(3):
-        version = f"race-{attempt}-{time.time_ns()}"
-        runs = [subprocess.Popen([sys.executable, "-c", _SAVE, str(directory), version], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
-        outputs = [run.communicate(timeout=240) for run in runs]
-        assert [run.returncode for run in runs] == [0, 0, 0], [err[-2000:] for _, err in outputs]
-        assert {out.strip().splitlines()[-1] for out, _ in outputs} == {f"fraud_detector:{version}"}
+    versions = [f"race-{attempt}-{time.time_ns()}" for attempt in range(3)]
+    try:
+        for version in versions:
+            runs = [subprocess.Popen([sys.executable, "-c", _SAVE, str(directory), version], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True) for _ in range(3)]
+            outputs = [run.communicate(timeout=240) for run in runs]
+            assert [run.returncode for run in runs] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+            assert {out.strip().splitlines()[-1] for out, _ in outputs} == {f"fraud_detector:{version}"}
+    finally:
+        # These models would otherwise be the store's "latest", which later tests (the Bento build) serve.
+        for version in versions:
+            try:
+                bentoml.models.delete(f"fraud_detector:{version}")
+            except bentoml.exceptions.NotFound:
+                pass
 
 
 def test_health_metrics_and_docs(served):
@@ -575,7 +585,8 @@ def test_bento_holds_only_the_service_and_runs_as_non_root(stored):
     built = subprocess.run(
         [BENTOML, "build", "-f", "service/bentofile.yaml", "--output", "tag", "."],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},
+        # The model to pack is named, not "latest": another test module may have stored a newer one.
+        env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", "FRAUD_MODEL_TAG": str(stored.tag)},
         capture_output=True,
         text=True,
         timeout=240,
