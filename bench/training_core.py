@@ -122,7 +122,7 @@ def bare_run(settings: TrainingFile, progress: Progress = log, plots_dir: Path |
     del raw
     progress(f"{source}: " + ", ".join(f"{k} {v['rows']:,} rows/{v['frauds']} frauds" for k, v in parts.describe().items()))
     result = train(parts.train, parts.validation, settings.training, progress=progress,
-                   review_cost=settings.threshold.review_cost, threshold_method=settings.threshold.method)
+                   threshold=settings.threshold)
     test = parts.test
     oracle = None
     if data.is_synthetic:

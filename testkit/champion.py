@@ -55,8 +55,7 @@ def train_champion(config: TrainingFile, progress: Callable[[str], None] | None 
         parts.validation,
         config.training,
         progress=progress,
-        review_cost=config.threshold.review_cost,
-        threshold_method=config.threshold.method,
+        threshold=config.threshold,
     )
     scorer = result.scorer
     test = parts.test

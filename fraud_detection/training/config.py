@@ -230,6 +230,16 @@ class TrainingFile(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
 
+    @model_validator(mode="after")
+    def _gate_holds_the_budget(self) -> TrainingFile:
+        budget, gate = self.threshold.max_alerts_per_fraud, self.promotion.gates.max_alerts_per_fraud
+        if budget is not None and gate is not None and gate < budget:
+            raise ValueError(
+                f"promotion.gates.max_alerts_per_fraud ({gate:g}) is below threshold.max_alerts_per_fraud ({budget:g}): "
+                "every model would be chosen within a budget its gate refuses"
+            )
+        return self
+
     def with_data_path(self, path: str | None) -> "TrainingFile":
         """The same settings on another ``creditcard.csv`` (``--data PATH``)."""
         return self.model_copy(update={"data": self.data.model_copy(update={"path": path})})

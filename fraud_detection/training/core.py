@@ -44,6 +44,11 @@ from fraud_detection.training.search import (
     ranked,
     select_best,
 )
+from fraud_detection.training.threshold import (
+    ThresholdChoice,
+    ThresholdConfig,
+    choose_threshold,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -199,25 +204,35 @@ def choose_threshold_for(
     scorer: FraudScorer,
     calibration: CalibrationResult,
     prepared: PreparedData,
-    review_cost: float,
+    costs: ThresholdConfig,
     progress: Progress | None = None,
-    method: str | None = None,
-):
-    """Set the scorer's cost-minimising threshold on the out-of-fold calibrated validation rows."""
-    from fraud_detection.training.threshold import choose_threshold
-
-    extra = {} if method is None else {"method": method}
+) -> ThresholdChoice:
+    """Set the scorer's threshold on the out-of-fold calibrated validation rows: the cheapest within
+    the review budget (``costs``: the ``threshold`` section)."""
     choice = choose_threshold(
-        prepared.validation.labels, calibration.out_of_fold_probability, prepared.validation.amount, review_cost, **extra
+        prepared.validation.labels,
+        calibration.out_of_fold_probability,
+        prepared.validation.amount,
+        costs.review_cost,
+        method=costs.method,
+        max_alerts_per_fraud=costs.max_alerts_per_fraud,
     )
     scorer.threshold = float(choice.threshold)
     scorer.metadata["threshold"] = {
         "value": scorer.threshold,
-        "review_cost": review_cost,
-        "method": getattr(choice, "method", method),
+        "review_cost": costs.review_cost,
+        "method": choice.method,
+        "max_alerts_per_fraud": costs.max_alerts_per_fraud,
+        "limited_by_budget": choice.limited_by_budget,
         "chosen_on": "validation rows, out-of-fold calibrated probabilities",
     }
-    (progress or _log_progress)(f"[threshold] {scorer.threshold:.4g} (review cost {review_cost})")
+    frauds = int(prepared.validation.labels.sum())
+    budget = (
+        f", {choice.flagged / frauds:.1f} alerts per fraud (budget {costs.max_alerts_per_fraud:g}"
+        f"{': below the cost optimum' if choice.limited_by_budget else ''})"
+        if frauds and costs.max_alerts_per_fraud is not None else ""
+    )
+    (progress or _log_progress)(f"[threshold] {scorer.threshold:.4g} (review cost {costs.review_cost}{budget})")
     return choice
 
 
@@ -285,12 +300,11 @@ def train(
     config: TrainingConfig,
     progress: Progress | None = None,
     *,
-    review_cost: float | None = None,
-    threshold_method: str | None = None,
+    threshold: ThresholdConfig | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
-    """All phases in order. With ``review_cost``, the threshold minimises the cost on validation rows
-    (:func:`fraud_detection.training.threshold.choose_threshold`, ``threshold_method`` passed on if given)."""
+    """All phases in order. With ``threshold`` (the config section), the threshold is the cheapest on the
+    validation rows within its review budget (:func:`fraud_detection.training.threshold.choose_threshold`)."""
     progress = progress or _log_progress
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -315,8 +329,8 @@ def train(
     t = lap("refit_seconds", t)
     scorer = build_scorer(fitted, best, calibration, prepared, config, metadata)
     choice = None
-    if review_cost is not None:
-        choice = choose_threshold_for(scorer, calibration, prepared, review_cost, progress, threshold_method)
+    if threshold is not None:
+        choice = choose_threshold_for(scorer, calibration, prepared, threshold, progress)
     t = lap("threshold_seconds", t)
     timings["total_seconds"] = time.perf_counter() - started
     progress(f"[training] done in {timings['total_seconds']:.1f} s: {best.name}, validation AP {best.validation_ap:.4f}")

@@ -12,6 +12,11 @@ A candidate becomes ``champion`` only if it
 
 Otherwise it is a ``challenger``, and every reason is returned so that it can be logged.
 
+A gate that the champion fails as well, on the same rows, does not hold back a candidate that does
+at least as well as the champion on that metric: the alternative is to keep serving the model that
+is worse on it (after a new fraud pattern, say, no model may reach a gate set on the old data; the
+better one should serve while people look into it). The first model ever has no such excuse.
+
 Gates hold at any prevalence: a merchant's or a region's data may have a fraud rate of a few
 percent, the Kaggle file 0.17 %. The review budget is therefore relative to the frauds of the
 period (``max_alerts_per_fraud``: payments sent to review per actual fraud, i.e. the alert rate
@@ -136,19 +141,37 @@ def _value(metrics: Mapping[str, float], key: str, whose: str) -> float:
     return float(metrics[key])
 
 
-def check_gates(candidate: Mapping[str, float], gates: PromotionGates) -> list[str]:
-    """One reason per failed gate (empty: all passed). A missing or NaN metric fails its gate."""
-    failures = []
+def _fails(value: float, bound: str, limit: float) -> bool:
+    return math.isnan(value) or (not value >= limit if bound == "min" else not value <= limit)
+
+
+def check_gates(
+    candidate: Mapping[str, float], gates: PromotionGates, champion: Mapping[str, float] | None = None
+) -> tuple[list[str], list[str]]:
+    """(failures, excused): one reason per failed gate. A missing or NaN metric fails its gate.
+
+    With ``champion`` (its metrics on the same rows), a gate the champion fails too is *excused*
+    when the candidate is at least as good as the champion on it (see the module docstring).
+    """
+    failures, excused = [], []
     for gate, limit in gates.active().items():
         bound, metric = gate_metric(gate)
         value = float(candidate.get(metric, math.nan))
         if math.isnan(value):
             failures.append(f"gate {gate} fails: {metric} is missing")
-        elif bound == "min" and not value >= limit:
-            failures.append(f"gate {gate} fails: {metric} {value:.4g} < {limit:.4g}")
-        elif bound == "max" and not value <= limit:
-            failures.append(f"gate {gate} fails: {metric} {value:.4g} > {limit:.4g}")
-    return failures
+            continue
+        if not _fails(value, bound, limit):
+            continue
+        sign = "<" if bound == "min" else ">"
+        reason = f"gate {gate} fails: {metric} {value:.4g} {sign} {limit:.4g}"
+        theirs = float(champion.get(metric, math.nan)) if champion is not None else math.nan
+        no_worse = value >= theirs if bound == "min" else value <= theirs
+        if not math.isnan(theirs) and _fails(theirs, bound, limit) and no_worse:
+            excused.append(f"{reason}, but the champion fails it too on the same rows ({theirs:.4g}): not held "
+                           "against a candidate at least as good on it")
+        else:
+            failures.append(reason)
+    return failures, excused
 
 
 def decide_promotion(
@@ -168,10 +191,14 @@ def decide_promotion(
         raise PromotionError(f"metric {metric!r} is not one of {', '.join(COMPARABLE_METRICS)}")
     if not margin >= 0:
         raise PromotionError(f"margin must be >= 0, got {margin!r}")
-    reasons = check_gates(candidate, gates)
-    passed = not reasons
-    if passed:
+    failures, excused = check_gates(candidate, gates, champion)
+    passed = not failures
+    reasons = failures + excused
+    if passed and not excused:
         reasons.append(f"passes all {len(gates.active())} gate(s)")
+    elif passed:
+        reasons.append(f"passes {len(gates.active()) - len(excused)} of {len(gates.active())} gate(s); "
+                       f"the champion fails the other {len(excused)} too")
 
     new = _value(candidate, metric, "candidate")
     if champion is None:

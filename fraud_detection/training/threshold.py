@@ -24,6 +24,15 @@ score after one sort finds the exact optimum.
 Where the optimum flags the rows scoring at least ``s_k``, the threshold is put half-way between
 ``s_k`` and the next lower observed score (it flags exactly the same rows, and is less brittle on
 new data than sitting on a score). Among equally cheap choices the one flagging fewest rows wins.
+
+The review budget
+-----------------
+Reviewers are few: ``max_alerts_per_fraud`` caps the alerts at that many per actual fraud on the
+rows (for ``method="expected"``, per expected fraud, the sum of the probabilities). The threshold
+is then the cheapest among those within the budget (the cost-optimal one when it fits). A budget
+relative to the frauds holds at any fraud rate; the promotion gate of the same name
+(``fraud_detection/training/promotion.py``) checks what the chosen threshold does on the test
+period, with the headroom its noisier count of frauds needs.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ class ThresholdConfig(Section):
     # What a reviewer's look at a false alarm costs, in the currency of Amount.
     review_cost: float = Field(5.0, ge=0, allow_inf_nan=False)
     method: Method = "empirical"
+    # Review capacity: at most this many alerts per actual fraud on the rows the threshold is chosen on.
+    max_alerts_per_fraud: float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,9 @@ class ThresholdChoice:
     rows: int
     review_cost: float
     method: str = "empirical"
+    # The review budget applied (None: none), and whether it moved the threshold off the cost optimum.
+    max_alerts_per_fraud: float | None = None
+    limited_by_budget: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,10 +178,14 @@ def choose_threshold(
     amount: Any,
     review_cost: float,
     method: str = "empirical",
+    max_alerts_per_fraud: float | None = None,
 ) -> ThresholdChoice:
-    """The single probability threshold minimising the cost on these rows (see the module docstring)."""
+    """The single probability threshold minimising the cost on these rows, within the review budget
+    ``max_alerts_per_fraud`` if given (see the module docstring)."""
     if method not in METHODS:
         raise ThresholdError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    if max_alerts_per_fraud is not None and not (np.isfinite(max_alerts_per_fraud) and max_alerts_per_fraud > 0):
+        raise ThresholdError(f"max_alerts_per_fraud must be a finite number > 0, not {max_alerts_per_fraud!r}")
     y, p, a = as_arrays(y_true, proba, amount)
     review_cost = _check_review_cost(review_cost)
     # The weight of "this row is a fraud": the label, or the model's own belief.
@@ -183,6 +201,14 @@ def choose_threshold(
     # Index 0: flag nothing; index k: flag the first k runs. argmin keeps the fewest flags on ties.
     costs = np.r_[missed_if_none, missed_if_none - caught_amount + review_cost * false_alarms]
     best = int(np.argmin(costs))
+    limited = False
+    if max_alerts_per_fraud is not None:
+        # Rows flagged by each choice; flagging nothing always fits.
+        flagged_counts = np.r_[0, ends + 1]
+        fits = flagged_counts <= max_alerts_per_fraud * float(np.sum(fraud)) + 1e-9
+        if not fits[best]:
+            best = int(np.argmin(np.where(fits, costs, np.inf)))
+            limited = True
 
     if best == 0:
         top = float(scores[0])
@@ -207,6 +233,8 @@ def choose_threshold(
         rows=len(p),
         review_cost=review_cost,
         method=method,
+        max_alerts_per_fraud=max_alerts_per_fraud,
+        limited_by_budget=limited,
     )
 
 

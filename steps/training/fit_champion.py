@@ -41,9 +41,7 @@ def fit_champion(
     scorer = core.build_scorer(
         fitted, best, calibration, prepared, config, metadata={"data_fingerprint": input_fingerprint(Artifact.TRAIN)}
     )
-    choice = core.choose_threshold_for(
-        scorer, calibration, prepared, costs.review_cost, progress=logger.info, method=costs.method
-    )
+    choice = core.choose_threshold_for(scorer, calibration, prepared, costs, progress=logger.info)
 
     ranking = core.ranked(validations)
     runner_up = ranking[1] if len(ranking) > 1 else None
@@ -65,6 +63,8 @@ def fit_champion(
         "calibration": calibration.method,
         "threshold": scorer.threshold,
         "review_cost": costs.review_cost,
+        "max_alerts_per_fraud": costs.max_alerts_per_fraud,
+        "threshold_limited_by_budget": choice.limited_by_budget,
     }
     comparison = {
         "rows": "validation",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from fraud_detection.config import ConfigError, validate
+from fraud_detection.paths import PROJECT_ROOT
 from fraud_detection.training.promotion import (
     CHALLENGER,
     CHAMPION,
@@ -79,6 +81,24 @@ def test_failing_a_gate_keeps_a_better_model_a_challenger():
     assert decision.reasons[-1].startswith("beats champion by margin")
 
 
+def test_a_gate_the_champion_fails_too_does_not_hold_back_a_candidate_at_least_as_good_on_it():
+    # After a new fraud pattern neither model reaches the AP gate; the better one should serve.
+    decision = decide_promotion(metrics(ap=0.45), metrics(ap=0.30), GATES, MARGIN, compared_on=ROWS)
+    assert decision.promote and decision.role == CHAMPION
+    assert decision.reasons[0] == (
+        "gate min_average_precision fails: average_precision 0.45 < 0.5, but the champion fails it too on the "
+        "same rows (0.3): not held against a candidate at least as good on it"
+    )
+    assert decision.reasons[1] == "passes 3 of 4 gate(s); the champion fails the other 1 too"
+    # Worse than the failing champion on the gate's metric: still held against it.
+    worse = decide_promotion(metrics(ap=0.9, alerts_per_fraud=14), metrics(ap=0.3, alerts_per_fraud=12), GATES, MARGIN)
+    assert worse.role == CHALLENGER and "gate max_alerts_per_fraud fails: alerts_per_fraud 14 > 10" in worse.reasons
+    # A champion that passes the gate excuses nothing; the first model ever has no champion to excuse it.
+    passing = decide_promotion(metrics(ap=0.9, alerts_per_fraud=14), metrics(ap=0.3), GATES, MARGIN)
+    assert passing.role == CHALLENGER
+    assert decide_promotion(metrics(ap=0.45), None, GATES, MARGIN).role == CHALLENGER
+
+
 def test_a_missing_gate_metric_fails_its_gate_and_a_missing_compared_metric_is_an_error():
     candidate = metrics()
     del candidate["alerts_per_fraud"]
@@ -129,7 +149,7 @@ def test_the_configured_gates_hold_on_data_with_a_few_percent_of_frauds():
     data = synthetic.generate(30_000, seed=21, frauds=900)
     parts = split.split_by_time(data.frame, 0.2, 0.2)
     result = train(parts.train, parts.validation, small_training_config().training,
-                   review_cost=settings.threshold.review_cost)
+                   threshold=settings.threshold)
     y, amount = parts.test[schema.LABEL].to_numpy(), parts.test[schema.AMOUNT].to_numpy()
     proba = result.scorer.predict_proba(frame_to_array(parts.test))
     report = evaluate(y, proba, amount, result.scorer.threshold, settings.threshold.review_cost)
@@ -145,3 +165,16 @@ def test_the_configured_gates_hold_on_data_with_a_few_percent_of_frauds():
     refused = settings.promotion.decide(everything, None)
     assert refused.role == CHALLENGER
     assert any(r.startswith("gate max_alerts_per_fraud fails: alerts_per_fraud 3") for r in refused.reasons)
+
+
+def test_the_gate_on_the_test_period_may_not_be_below_the_threshold_budget(tmp_path):
+    from fraud_detection.training.config import load_training_file
+
+    settings = load_training_file()
+    assert settings.threshold.max_alerts_per_fraud <= settings.promotion.gates.max_alerts_per_fraud
+    raw = yaml.safe_load((PROJECT_ROOT / "configs" / "training.yaml").read_text())
+    raw["promotion"]["gates"]["max_alerts_per_fraud"] = raw["threshold"]["max_alerts_per_fraud"] / 2
+    path = tmp_path / "training.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"promotion.gates.max_alerts_per_fraud \(5\) is below threshold.max_alerts_per_fraud \(10\)"):
+        load_training_file(path)

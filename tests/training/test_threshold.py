@@ -33,6 +33,37 @@ def test_hand_made_case_flags_the_top_three_half_way_to_the_next_score():
     assert expected_cost(LABELS, PROBA, AMOUNT, choice.threshold, 5.0) == pytest.approx(7.0)
 
 
+def test_a_review_budget_takes_the_cheapest_threshold_within_it():
+    # Three frauds. Budget 1 alert per fraud: the optimum (3 flagged) fits. Budget 2/3: at most two
+    # flagged, and of k=0,1,2 (132, 32, 37) flagging the top one is cheapest. Budget 0.1: none.
+    fits = choose_threshold(LABELS, PROBA, AMOUNT, 5.0, max_alerts_per_fraud=1)
+    assert (fits.flagged, fits.limited_by_budget, fits.threshold) == (3, False, pytest.approx(0.5))
+    limited = choose_threshold(LABELS, PROBA, AMOUNT, 5.0, max_alerts_per_fraud=2 / 3)
+    assert (limited.flagged, limited.limited_by_budget) == (1, True)
+    assert limited.threshold == pytest.approx(0.85) and limited.expected_cost == pytest.approx(32.0)
+    assert expected_cost(LABELS, PROBA, AMOUNT, limited.threshold, 5.0) == pytest.approx(32.0)
+    nothing = choose_threshold(LABELS, PROBA, AMOUNT, 5.0, max_alerts_per_fraud=0.1)
+    assert (nothing.flagged, nothing.expected_cost, nothing.limited_by_budget) == (0, pytest.approx(132.0), True)
+    with pytest.raises(ThresholdError, match="max_alerts_per_fraud must be a finite number > 0"):
+        choose_threshold(LABELS, PROBA, AMOUNT, 5.0, max_alerts_per_fraud=0)
+
+
+def test_within_the_budget_the_cost_is_the_minimum_over_every_threshold_that_fits():
+    rng = np.random.default_rng(5)
+    n = 3_000
+    y = (rng.random(n) < 0.02).astype(int)
+    proba = np.clip(0.2 * y + rng.beta(1, 6, n), 0, 1).round(3)
+    amount = rng.exponential(200, n).round(2)
+    budget = 4.0
+    unlimited = choose_threshold(y, proba, amount, review_cost=1.0)
+    assert unlimited.flagged > budget * y.sum()  # the cost optimum alone would exceed the budget
+    choice = choose_threshold(y, proba, amount, review_cost=1.0, max_alerts_per_fraud=budget)
+    assert choice.limited_by_budget and choice.flagged <= budget * y.sum()
+    within = [expected_cost(y, proba, amount, t, 1.0) for t in np.r_[np.unique(proba), 1.5]
+              if np.sum(proba >= t) <= budget * y.sum()]
+    assert choice.expected_cost == pytest.approx(min(within))
+
+
 def test_the_chosen_cost_is_the_minimum_over_every_possible_threshold():
     rng = np.random.default_rng(3)
     n = 2_000
@@ -112,5 +143,7 @@ def test_config_section_is_parsed_strictly():
         validate(ThresholdConfig, {"method": "bayes"}, "t.yaml", "threshold")
     with pytest.raises(ConfigError, match="threshold.review_cost: Input should be greater than or equal to 0"):
         validate(ThresholdConfig, {"review_cost": -1}, "t.yaml", "threshold")
+    with pytest.raises(ConfigError, match="threshold.max_alerts_per_fraud: Input should be greater than 0"):
+        validate(ThresholdConfig, {"max_alerts_per_fraud": 0}, "t.yaml", "threshold")
     with pytest.raises(ThresholdError, match="unknown|method must be one of"):
         choose_threshold(LABELS, PROBA, AMOUNT, 5.0, method="bayes")

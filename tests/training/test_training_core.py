@@ -154,7 +154,8 @@ def test_validation_must_come_after_training(periods):
 def test_threshold_is_chosen_on_out_of_fold_validation_probabilities(periods):
     threshold = pytest.importorskip("fraud_detection.training.threshold")
     config = small_config(n_trials=1, only=("logistic_regression+class_weight",))
-    outcome = train(periods.train, periods.validation, config, progress=lambda _: None, review_cost=5.0)
+    outcome = train(periods.train, periods.validation, config, progress=lambda _: None,
+                    threshold=threshold.ThresholdConfig(review_cost=5.0))
     validation = outcome.prepared.validation
     expected = threshold.choose_threshold(
         validation.labels, outcome.calibration.out_of_fold_probability, validation.amount, 5.0
