@@ -81,8 +81,15 @@ class PredictResponse(Prediction):
     request_id: str = _REQUEST_ID
 
 
+class BatchPrediction(Prediction):
+    reasons: list[Reason] | None = Field(  # type: ignore[assignment]
+        None, description="the fields that moved the score most, largest first; absent when the request sets "
+        "reasons: false"
+    )
+
+
 class BatchResponse(BaseModel):
-    predictions: list[Prediction]
+    predictions: list[BatchPrediction]
     model_version: str
     threshold: float
     request_id: str = _REQUEST_ID
@@ -161,6 +168,7 @@ def request_documents(config: ServiceConfig) -> dict[str, type[BaseModel]]:
             list[Transaction],
             Field(min_length=1, max_length=config.max_batch_size, description=f"1 to {config.max_batch_size} transactions"),
         ),
+        reasons=(bool, Field(True, description="the top reasons per row (false: faster, no TreeSHAP pass)")),
     )
     column = (
         list[float],

@@ -228,16 +228,20 @@ def parse_transaction(body: bytes) -> ScoringRequest:
 
 
 def parse_batch(body: bytes, max_rows: int) -> ScoringRequest:
-    """``POST /predict_batch``: the transactions (shape (n, 30)), 1 <= n <= max_rows."""
+    """``POST /predict_batch``: the transactions (shape (n, 30)), 1 <= n <= max_rows, and optionally
+    ``"reasons": false`` (default true: the reasons per row cost a TreeSHAP pass)."""
 
     def parse() -> tuple[ScoringRequest, dict[str, int], int]:
-        rows = _object(parse_json(body), ["transactions"])["transactions"]
+        document = _object(parse_json(body), ["transactions"], ["reasons"])
+        reasons = _reasons_flag(document, default=True)
+        rows = document["transactions"]
         if not isinstance(rows, list):
             raise ContractError(f"transactions must be an array of transaction objects, got {_json_type(rows)}")
         _check_count("transactions", len(rows), max_rows, "transactions")
         x, ids = transactions_to_array(rows, lambda i: f"transactions[{i}]")
-        request = ScoringRequest(x, ids)
-        counts = {"transactions": 1, **{name: len(rows) for name in TRANSACTION_FIELDS}, TRANSACTION_ID: request.given_ids}
+        request = ScoringRequest(x, ids, reasons)
+        counts = {**{key: 1 for key in document}, **{name: len(rows) for name in TRANSACTION_FIELDS},
+                  TRANSACTION_ID: request.given_ids}
         return request, counts, request.given_ids
 
     return _checked(body, parse)
@@ -256,10 +260,15 @@ def parse_columnar(body: bytes, max_rows: int) -> ScoringRequest:
     return _checked(body, parse)
 
 
-def _columnar(document: dict[str, Any], max_rows: int) -> ColumnarRequest:
-    reasons = document.get("reasons", False)
+def _reasons_flag(document: dict[str, Any], default: bool) -> bool:
+    reasons = document.get("reasons", default)
     if type(reasons) is not bool:
         raise ContractError(f"reasons must be true or false, got {_render(reasons)}")
+    return reasons
+
+
+def _columnar(document: dict[str, Any], max_rows: int) -> ColumnarRequest:
+    reasons = _reasons_flag(document, default=False)
     columns = document["columns"]
     if not isinstance(columns, dict):
         raise ContractError(f"columns must be an object of one array per field ({_FIELDS_TEXT}), got {_json_type(columns)}")
@@ -488,20 +497,19 @@ def predict_response(
 
 
 def batch_response(
-    probability: np.ndarray, is_fraud: np.ndarray, reasons: Reasons, model_version: str, threshold: float,
+    probability: np.ndarray, is_fraud: np.ndarray, reasons: Reasons | None, model_version: str, threshold: float,
     transaction_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """``POST /predict_batch``: one prediction per transaction (with its transaction id), in request order."""
-    if transaction_ids is None:
-        predictions = [
-            {"fraud_probability": p, "is_fraud": f, "reasons": _reasons(r)}
-            for p, f, r in zip(probability.tolist(), is_fraud.tolist(), reasons, strict=True)
-        ]
-    else:
-        predictions = [
-            {TRANSACTION_ID: t, "fraud_probability": p, "is_fraud": f, "reasons": _reasons(r)}
-            for t, p, f, r in zip(transaction_ids, probability.tolist(), is_fraud.tolist(), reasons, strict=True)
-        ]
+    """``POST /predict_batch``: one prediction per transaction (with its transaction id), in request order;
+    without ``reasons`` (the request set ``"reasons": false``) the predictions carry none."""
+    predictions: list[dict[str, Any]] = [
+        {"fraud_probability": p, "is_fraud": f} for p, f in zip(probability.tolist(), is_fraud.tolist(), strict=True)
+    ]
+    if transaction_ids is not None:
+        predictions = [{TRANSACTION_ID: t, **item} for t, item in zip(transaction_ids, predictions, strict=True)]
+    if reasons is not None:
+        for item, r in zip(predictions, reasons, strict=True):
+            item["reasons"] = _reasons(r)
     return {
         "predictions": predictions,
         "model_version": model_version,

@@ -218,7 +218,8 @@ def simulate(
         if send_transaction_ids:
             for record, transaction in zip(records, ids[start:stop], strict=True):
                 record[TRANSACTION_ID] = transaction
-        return orjson.dumps({"transactions": records} if batch_size else {"transaction": records[0]})
+        # Traffic wants scores, not explanations: a batch asks for no reasons (a TreeSHAP pass per row).
+        return orjson.dumps({"transactions": records, "reasons": False} if batch_size else {"transaction": records[0]})
 
     owns_store = labels_out is None and not isinstance(label_store, LabelStore)
     store = None

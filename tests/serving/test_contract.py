@@ -60,8 +60,21 @@ def test_integers_are_numbers_and_field_order_in_the_body_does_not_matter():
 
 
 def test_batch_keeps_request_order():
-    x = contract.parse_batch(body({"transactions": [tx(i) for i in range(10)]}), 10).transactions
-    np.testing.assert_array_equal(x, X[:10])
+    request = contract.parse_batch(body({"transactions": [tx(i) for i in range(10)]}), 10)
+    np.testing.assert_array_equal(request.transactions, X[:10])
+    assert request.reasons is True
+    assert contract.parse_batch(body({"transactions": [tx(0)], "reasons": False}), 10).reasons is False
+    assert rejected(contract.parse_batch, body({"transactions": [tx(0)], "reasons": 0}), 10).message == (
+        "reasons must be true or false, got 0")
+
+
+def test_a_batch_without_reasons_answers_none():
+    probability = np.array([0.9, 0.1])
+    batch = contract.batch_response(probability, probability >= 0.5, None, "v7", 0.5, ["TX-1", "r:1"])
+    assert batch["predictions"] == [
+        {"transaction_id": "TX-1", "fraud_probability": 0.9, "is_fraud": True},
+        {"transaction_id": "r:1", "fraud_probability": 0.1, "is_fraud": False},
+    ]
 
 
 def test_columnar_equals_row_form():

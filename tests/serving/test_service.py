@@ -185,6 +185,11 @@ def test_batch_predictions_match_the_scorer_in_order(served, quick):
     for prediction, expected in zip(body["predictions"], quick.scorer.contributions(rows, top=3), strict=True):
         check_reasons(prediction["reasons"], expected)
     assert body["threshold"] == quick.scorer.threshold
+    lean = post(served, "/predict_batch", {"transactions": transaction_dicts(rows), "reasons": False})
+    assert lean.status_code == 200, lean.text
+    assert [set(p) for p in lean.json()["predictions"]] == [{"transaction_id", "fraud_probability", "is_fraud"}] * MAX_BATCH
+    np.testing.assert_allclose([p["fraud_probability"] for p in lean.json()["predictions"]],
+                               quick.scorer.predict_proba(rows), atol=1e-12)
 
 
 def test_columnar_predictions_match_the_scorer(served, quick):
