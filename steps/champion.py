@@ -21,7 +21,10 @@ stack whose MLflow tracker is another registry than the one the champion was reg
 load (or compare against, or mirror into) a different model under the same number. Every reader
 therefore gets the champion only through :func:`current` / :func:`current_or_none`, which refuse,
 by name, a record from another registry (two stacks with different MLflow trackers sharing one
-ZenML store) instead of reading "version 3" of the wrong registry.
+ZenML store) instead of reading "version 3" of the wrong registry. A record whose registry no longer
+holds its version (the registry was reset: ``state/`` removed while the ZenML store in
+``~/.config/zenml`` kept the record) is not a champion either: it is logged and ignored, so that
+the next model trained becomes champion, instead of "beating" itself under a reused number.
 
 Readers: the deployment and monitoring pipelines (:func:`current`, through ``load_champion``), the
 retraining pipeline (the champion's data artifacts), promotion (the champion to beat),
@@ -30,6 +33,7 @@ retraining pipeline (the champion's data artifacts), promotion (the champion to 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from uuid import UUID
@@ -47,6 +51,8 @@ from fraud_detection.training.promotion import CHALLENGER, CHAMPION
 PROMOTED_AT = "promoted_at"
 TRACKING_URI = "mlflow_tracking_uri"  # run metadata of the model version: the registry it was registered in
 ROLLED_BACK_AT = "rolled_back_at"
+
+logger = logging.getLogger(__name__)
 
 
 class NoChampionError(RuntimeError):
@@ -95,6 +101,28 @@ class Champion:
             "across registries, so it is not read from this one. Two stacks with different MLflow trackers "
             "share one ZenML store: give each its own ZenML store (or server), or the same MLflow tracker, "
             "or switch back to the stack that trained it (zenml stack set ...)"
+        )
+
+    def stale_because(self, tracking_uri: str | None) -> str | None:
+        """Why the registry at ``tracking_uri`` no longer holds this champion (None: it does).
+
+        The record names the MLflow run that made its version; a registry that was reset (``state/``
+        removed while the ZenML store kept its record) holds no such version, or numbers another
+        model so.
+        """
+        recorded = self.mlflow_run_id
+        if recorded is None:
+            return None
+        held = registry.version_run_id(self.mlflow_version, tracking_uri=tracking_uri)
+        if held == recorded:
+            return None
+        where = f"the MLflow registry at {tracking_uri}" if tracking_uri else "the MLflow registry"
+        found = ("holds no such version" if held is None
+                 else f"holds another model under that number (run {held}; the record names run {recorded})")
+        return (
+            f"{self.describe()} is in production in this ZenML store, but {where} {found}: the registry was "
+            "reset (its state removed?) while the ZenML store kept the record. That record is not used: "
+            "the next trained model that passes the gates becomes champion"
         )
 
     @property
@@ -164,6 +192,18 @@ def current_or_none() -> Champion | None:
     :class:`NoChampionError` when the champion was registered in another MLflow registry than the
     active stack's (see the module docstring).
     """
+    record = _production_record()
+    if record is None:
+        return None
+    stale = record.stale_because(stack_tracking_uri())
+    if stale is not None:
+        logger.warning("%s", stale)
+        return None
+    return record
+
+
+def _production_record() -> Champion | None:
+    """The version in production, registered in the active stack's registry (or an error), held or not."""
     try:
         version = Client().get_model_version(MODEL_NAME, ModelStages.PRODUCTION)
     except KeyError:
@@ -200,7 +240,9 @@ def current() -> Champion:
     """The champion; :class:`NoChampionError` saying why there is none and what to do."""
     champion = current_or_none()
     if champion is None:
-        raise NoChampionError(why_no_champion())
+        record = _production_record()
+        stale = record.stale_because(stack_tracking_uri()) if record is not None else None
+        raise NoChampionError(stale or why_no_champion())
     return champion
 
 

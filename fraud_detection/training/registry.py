@@ -93,8 +93,14 @@ def mirror_role(
 
 
 def version_run_id(version: str, name: str = MODEL_NAME, tracking_uri: str | None = None) -> str | None:
-    """The MLflow run that produced ``version`` (unique across stores, unlike the version number)."""
-    return _client(tracking_uri).get_model_version(name, version).run_id
+    """The MLflow run that produced ``version`` (unique across stores, unlike the version number);
+    None when the registry holds no such version."""
+    try:
+        return _client(tracking_uri).get_model_version(name, version).run_id
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
 
 
 def version_tags(version: str, name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict[str, str]:

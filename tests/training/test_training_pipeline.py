@@ -129,6 +129,33 @@ def test_the_record_names_its_registry_and_another_registry_is_refused_by_name(f
     assert "MLflow tracker is sqlite:////srv/elsewhere.db" in str(refused.value)
 
 
+@pytest.mark.parametrize("held", ["another model under the same number", "no such version"])
+def test_a_record_its_registry_no_longer_holds_is_no_champion(first_run, stack, held):
+    # state/ removed, ~/.config/zenml kept: the registry starts again at version 1, under the same URI.
+    from zenml import log_metadata
+    from zenml.enums import ModelStages
+
+    uri = mlflow_tracking_uri(stack)
+    record = champion.current()
+    stale = Client().create_model_version(MODEL_NAME, name=f"stale-{held.split()[0]}")
+    log_metadata({
+        "mlflow_version": record.mlflow_version if held.startswith("another") else "999999",
+        "mlflow_run_id": "0" * 32,
+        champion.TRACKING_URI: uri,
+    }, model_version_id=stale.id)
+    Client().get_model_version(MODEL_NAME, stale.id).set_stage(ModelStages.PRODUCTION, force=True)
+    try:
+        assert champion.current_or_none() is None
+        with pytest.raises(champion.NoChampionError) as refused:
+            champion.current()
+        message = str(refused.value)
+        assert f"the MLflow registry at {uri}" in message and "the registry was reset" in message
+        assert ("holds no such version" if held.startswith("no") else f"the record names run {'0' * 32}") in message
+    finally:
+        record.version.set_stage(ModelStages.PRODUCTION, force=True)
+    assert champion.current().version.id == record.version.id
+
+
 def test_the_mlflow_alias_is_a_mirror_moving_it_by_hand_changes_no_champion(first_run, stack):
     uri = mlflow_tracking_uri(stack)
     record = champion.current()
