@@ -101,7 +101,7 @@ def quality_figures(runs: list[dict]) -> dict:
     seeds = [r["seed"] for r in runs]
     ratios = [r["ap_ratio"] for r in runs]
     figures = {
-        "evaluation_seeds": list(seeds),
+        "seeds": list(seeds),  # not "..._seeds": that suffix means one value per seed (bench/report.py)
         "ap_ratio_seeds": ratios,
         "ap_ratio_mean": round(statistics.mean(ratios), 4),
         "ap_ratio_min": min(ratios),
