@@ -111,12 +111,12 @@ class Champion:
         model so.
         """
         recorded = self.mlflow_run_id
-        if recorded is None:
+        if recorded is None or tracking_uri is None:  # a record made before run ids were kept; no tracker
             return None
         held = registry.version_run_id(self.mlflow_version, tracking_uri=tracking_uri)
         if held == recorded:
             return None
-        where = f"the MLflow registry at {tracking_uri}" if tracking_uri else "the MLflow registry"
+        where = f"the MLflow registry at {tracking_uri}"
         found = ("holds no such version" if held is None
                  else f"holds another model under that number (run {held}; the record names run {recorded})")
         return (
