@@ -192,23 +192,23 @@ def current_or_none() -> Champion | None:
     :class:`NoChampionError` when the champion was registered in another MLflow registry than the
     active stack's (see the module docstring).
     """
-    record = _production_record()
-    if record is None:
-        return None
-    stale = record.stale_because(stack_tracking_uri())
+    champion, stale = _resolve()
     if stale is not None:
         logger.warning("%s", stale)
-        return None
-    return record
+    return champion
 
 
-def _production_record() -> Champion | None:
-    """The version in production, registered in the active stack's registry (or an error), held or not."""
+def _resolve() -> tuple[Champion | None, str | None]:
+    """(the champion, None), or (None, why the version in production is not one: its registry no longer
+    holds it), or (None, None) when nothing is in production. A record of another registry raises."""
     try:
         version = Client().get_model_version(MODEL_NAME, ModelStages.PRODUCTION)
     except KeyError:
-        return None
-    return Champion(version).require_registry(stack_tracking_uri())
+        return None, None
+    tracking_uri = stack_tracking_uri()
+    record = Champion(version).require_registry(tracking_uri)
+    stale = record.stale_because(tracking_uri)
+    return (None, stale) if stale is not None else (record, None)
 
 
 def why_no_champion() -> str:
@@ -238,10 +238,8 @@ def why_no_champion() -> str:
 
 def current() -> Champion:
     """The champion; :class:`NoChampionError` saying why there is none and what to do."""
-    champion = current_or_none()
+    champion, stale = _resolve()
     if champion is None:
-        record = _production_record()
-        stale = record.stale_because(stack_tracking_uri()) if record is not None else None
         raise NoChampionError(stale or why_no_champion())
     return champion
 
