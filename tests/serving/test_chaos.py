@@ -7,8 +7,8 @@
   for is in the prediction log, exactly once;
 * a backend dies in the middle of a request: the client gets a JSON 502, and the request is not
   sent again to the restarted backend (its id never reaches the prediction log);
-* the gateway's server process is killed: its supervisor restarts it, with the same backend; the
-  supervisor itself killed: the orphaned server stops by itself, nothing is left behind;
+* the gateway's server process is killed: its supervisor restarts it, with the same backend, also
+  when it dies while the supervisor waits for its answer to a health check; the supervisor itself killed: the orphaned server stops by itself, nothing is left behind;
 * two ``python run.py --deployment`` at once: the deployment lock runs them one after the other,
   with no failed client request and no stray server.
 """
@@ -231,6 +231,24 @@ def test_a_killed_gateway_is_restarted_with_the_same_backend(stack):
     assert after["backend"] == before["backend"] == stack.backend.url
     response = httpx.post(stack.url + "/predict", json={"transaction": hostile.transaction()}, trust_env=False)
     assert response.status_code == 200, response.text
+
+    # Killed while the supervisor waits for its answer to a health-check ping: uvicorn's supervisor
+    # alone would wait out the whole health-check timeout (30 s) before it noticed the death.
+    frozen = after["pid"]
+    os.kill(frozen, signal.SIGSTOP)
+    time.sleep(1.5)  # the supervisor pings every 0.5 s: one ping is now waiting for an answer
+    killed_at = time.monotonic()
+    os.kill(frozen, signal.SIGKILL)
+
+    def restarted_again():
+        try:
+            report = gateway_control.status("127.0.0.1", stack.gateway_port, timeout=1.0)
+        except gateway_control.GatewayError:
+            return None
+        return report if report is not None and report["pid"] != frozen else None
+
+    wait_for(restarted_again, 20, "the gateway killed during a health check answered again")
+    print(f"the gateway killed during a health check answered again {time.monotonic() - killed_at:.1f} s after SIGKILL")
 
     # The supervisor itself killed: its server notices and stops; stop() then finds nothing left.
     members = gateway_control._members(stack.files)
