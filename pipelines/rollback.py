@@ -6,7 +6,6 @@ follow as the mirror. Nothing is deleted.
 
 from __future__ import annotations
 
-from pipelines.stack_support import mlflow_tracking_uri
 from steps import champion
 
 
@@ -16,6 +15,6 @@ class RollbackError(RuntimeError):
 
 def rollback_champion() -> str:
     try:
-        return champion.rollback(mlflow_tracking_uri()).summary()
+        return champion.rollback(champion.stack_tracking_uri()).summary()
     except champion.NoChampionError as error:
         raise RollbackError(str(error)) from None

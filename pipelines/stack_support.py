@@ -16,6 +16,8 @@ from typing import Callable
 from zenml.client import Client
 from zenml.stack import Stack
 
+from steps.champion import stack_tracking_uri
+
 REQUIRED = {
     "experiment_tracker": "an MLflow experiment tracker",
     "model_registry": "an MLflow model registry",
@@ -78,11 +80,6 @@ def pipeline_stack(echo: Callable[[str], None] = print) -> Stack:
     return stack
 
 
-def mlflow_tracking_uri(stack: Stack | None = None) -> str:
-    stack = stack or Client().active_stack
-    return stack.experiment_tracker.get_tracking_uri()
-
-
 def ensure_experiment(name: str, stack: Stack | None = None) -> str:
     """Create the MLflow experiment ``name`` with its artifacts next to a local store.
 
@@ -94,7 +91,9 @@ def ensure_experiment(name: str, stack: Stack | None = None) -> str:
     import mlflow
     from mlflow import MlflowClient
 
-    tracking_uri = mlflow_tracking_uri(stack)
+    tracking_uri = stack_tracking_uri(stack)
+    if tracking_uri is None:
+        raise StackNotReadyError(f"the stack has no experiment tracker ({REQUIRED['experiment_tracker']}) to create {name!r} in")
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:

@@ -43,6 +43,7 @@ from zenml import log_metadata
 from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.models import ArtifactVersionResponse, ModelVersionResponse
+from zenml.stack import Stack
 
 from fraud_detection.names import CHAMPION_DATA, MODEL_NAME, Artifact
 from fraud_detection.training import registry
@@ -180,9 +181,9 @@ def _same_uri(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
-def stack_tracking_uri() -> str | None:
-    """The active stack's MLflow tracking URI (None on a stack without an experiment tracker)."""
-    tracker = Client().active_stack.experiment_tracker
+def stack_tracking_uri(stack: Stack | None = None) -> str | None:
+    """The MLflow tracking URI of ``stack`` (default: the active one); None on a stack without an experiment tracker."""
+    tracker = (stack or Client().active_stack).experiment_tracker
     return None if tracker is None else str(tracker.get_tracking_uri())
 
 

@@ -23,9 +23,10 @@ class MonitoringSettings(Section):
 
     # The current window: the latest window_rows scored transactions of the prediction log.
     window_rows: int = Field(5000, ge=100)
-    # The window's labelled checks run label_wait_days after its last transaction, on the labels
-    # known then: legit payments are final after 2 days, chargebacks arrive after ~4 days (median,
-    # log-normal): 87 % of frauds are known after 7 days, 99.4 % after 14.
+    # The wait after a window's last transaction at which its labelled checks are meant to judge it
+    # (bench/monitoring.py measures them at this wait; the pipeline judges the current window on the
+    # labels known when it runs): legit payments are final after 2 days, chargebacks arrive after
+    # ~4 days (median, log-normal): 87 % of frauds are known after 7 days, 99.4 % after 14.
     label_wait_days: float = Field(14.0, ge=0)
 
 

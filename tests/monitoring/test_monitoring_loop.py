@@ -28,7 +28,6 @@ from fraud_detection.training import registry
 from pipelines.loop import monitor_and_retrain
 from pipelines.stack_support import (
     ensure_experiment,
-    mlflow_tracking_uri,
     pipeline_stack,
 )
 from pipelines.training import training_pipeline
@@ -106,7 +105,7 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
 
     # The MLflow alias is only a mirror: point it at another version by hand; nothing may follow it.
     record = champion.current()
-    uri = mlflow_tracking_uri()
+    uri = champion.stack_tracking_uri()
     decoy = registry.register_version("file:///nonexistent/decoy-model", tracking_uri=uri)
     MlflowClient(tracking_uri=uri).set_registered_model_alias(MODEL_NAME, "champion", decoy)
 

@@ -19,7 +19,6 @@ from pipelines.deployment import deployment_pipeline
 from pipelines.loop import output
 from pipelines.stack_support import (
     ensure_experiment,
-    mlflow_tracking_uri,
     pipeline_stack,
 )
 from pipelines.training import training_pipeline
@@ -100,7 +99,7 @@ def test_redeploying_a_new_champion_loses_no_request_and_leaves_no_stray_server(
     second = output(training_pipeline(config=small_training_config(seed=8)), Step.PROMOTE, Artifact.PROMOTION_DECISION)
     if second["role"] != "champion":
         champion.promote(Client().get_model_version(MODEL_NAME, second["zenml_version"]), second["mlflow_version"],
-                         ["test: the newer model takes over"], mlflow_tracking_uri())
+                         ["test: the newer model takes over"], champion.stack_tracking_uri())
 
     fraud_like, _ = smoke_transactions()
     versions: list[str] = []

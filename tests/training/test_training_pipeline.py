@@ -23,7 +23,6 @@ from pipelines.loop import output
 from pipelines.rollback import RollbackError, rollback_champion
 from pipelines.stack_support import (
     ensure_experiment,
-    mlflow_tracking_uri,
     pipeline_stack,
 )
 from pipelines.training import training_pipeline
@@ -57,7 +56,7 @@ def test_first_model_is_registered_tracked_and_promoted(first_run, stack):
     assert first_run.status == ExecutionStatus.COMPLETED
     decision = _decision(first_run)
     assert decision["role"] == "champion" and decision["promote"] is True
-    uri = mlflow_tracking_uri(stack)
+    uri = champion.stack_tracking_uri(stack)
     # The record: this ZenML version is in production, and names its MLflow version; the mirror agrees.
     assert _stage(decision) == "production"
     assert champion.current().mlflow_version == decision["mlflow_version"]
@@ -102,7 +101,7 @@ def test_an_equal_model_stays_challenger_and_the_champion_keeps_serving(first_ru
     assert decision["role"] == "challenger"
     assert any("does not beat champion" in reason for reason in decision["reasons"])
     assert decision["previous_champion"] == first["mlflow_version"]
-    uri = mlflow_tracking_uri(stack)
+    uri = champion.stack_tracking_uri(stack)
     assert registry.alias_version("champion", tracking_uri=uri) == first["mlflow_version"]
     assert registry.alias_version("challenger", tracking_uri=uri) == decision["mlflow_version"]
     assert _stage(decision) == "staging" and _stage(first) == "production"
@@ -118,7 +117,7 @@ def test_a_model_failing_a_gate_is_not_promoted(first_run, stack):
 
 
 def test_the_record_names_its_registry_and_another_registry_is_refused_by_name(first_run, stack):
-    uri = mlflow_tracking_uri(stack)
+    uri = champion.stack_tracking_uri(stack)
     record = champion.current()
     assert record.registry_uri == uri
     assert record.require_registry(uri + "/") is record
@@ -135,7 +134,7 @@ def test_a_record_its_registry_no_longer_holds_is_no_champion(first_run, stack, 
     from zenml import log_metadata
     from zenml.enums import ModelStages
 
-    uri = mlflow_tracking_uri(stack)
+    uri = champion.stack_tracking_uri(stack)
     record = champion.current()
     stale = Client().create_model_version(MODEL_NAME, name=f"stale-{held.split()[0]}")
     log_metadata({
@@ -157,7 +156,7 @@ def test_a_record_its_registry_no_longer_holds_is_no_champion(first_run, stack, 
 
 
 def test_the_mlflow_alias_is_a_mirror_moving_it_by_hand_changes_no_champion(first_run, stack):
-    uri = mlflow_tracking_uri(stack)
+    uri = champion.stack_tracking_uri(stack)
     record = champion.current()
     other = registry.alias_version("challenger", tracking_uri=uri)
     assert other is not None and other != record.mlflow_version
@@ -170,7 +169,7 @@ def test_the_mlflow_alias_is_a_mirror_moving_it_by_hand_changes_no_champion(firs
 
 
 def test_rollback_hands_production_back_and_mirrors_it(first_run, stack):
-    uri = mlflow_tracking_uri(stack)
+    uri = champion.stack_tracking_uri(stack)
     first = _decision(first_run)
     # A later model takes the champion role (as a better model would).
     later = _decision(training_pipeline(config=small_training_config(seed=9)))
