@@ -56,8 +56,8 @@ def added_latency(backend_port: int, gateway_port: int, bodies: list[bytes], blo
                   concurrency: int) -> dict:
     p50, p99, errors = [], [], 0
     for _ in range(blocks):
-        direct, e1 = run_requests(backend_port, bodies, requests, concurrency)
-        through, e2 = run_requests(gateway_port, bodies, requests, concurrency)
+        direct, e1, _ = run_requests(backend_port, bodies, requests, concurrency)
+        through, e2, _ = run_requests(gateway_port, bodies, requests, concurrency)
         errors += e1 + e2
         p50.append(percentile_ms(through, 50) - percentile_ms(direct, 50))
         p99.append(percentile_ms(through, 99) - percentile_ms(direct, 99))

@@ -1,4 +1,4 @@
-"""The serving and loop benchmarks as their users run them: smoke runs of the scripts, and their README rows."""
+"""The serving, gateway and loop benchmarks as their users run them: smoke runs of the scripts, and their README rows."""
 
 from __future__ import annotations
 
@@ -57,3 +57,18 @@ def test_loop_benchmark_quick_run_times_the_loop_and_counts_simulated_days(tmp_p
     assert result["days_setup"]["label_wait_days"] > 0 and len(result["per_seed"]) == 1
     # Two simulated days cannot reach a 14-day label wait: no retraining yet, and the JSON says so.
     assert result["drift_to_serving_days"] is None or result["drift_to_serving_days"] <= 2 + 1
+
+
+def test_gateway_benchmark_small_run_measures_latency_restarts_and_the_hostile_tally(tmp_path):
+    out = tmp_path / "gateway.json"
+    done = _bench("bench.gateway", "--blocks", "1", "--requests", "30", "--restarts", "1", "--output", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["latency_blocks"] == 1 and result["latency_errors"] == 0
+    for key in ("added_p50_ms_c1", "added_p99_ms_c1", "added_p50_ms_c8", "added_p99_ms_c8"):
+        low, high = result[f"{key}_range"]
+        assert low <= result[key] <= high
+    assert result["restarts"] == 1 and result["restart_seconds_median"] > 0
+    # Every hostile case is answered as it should be through the gateway (a backend alone is not held to it).
+    assert result["hostile_gateway_failed"] == [] and result["hostile_gateway_passed"].split("/")[0] == \
+        result["hostile_gateway_passed"].split("/")[1]
