@@ -60,7 +60,7 @@ child process that it restarts if it dies, so clients queue in the socket's back
 restart instead of being refused; ``SIGTERM`` stops both. The child reads its settings from
 ``FRAUD_GATEWAY_SETTINGS`` (JSON written by the supervisor) and reads no configuration files; the
 console's imports (pandas, matplotlib, scikit-learn for the model report) make a restart take
-about 2.5 s on these machines (measured from SIGKILL to the first answer, with bytecode compiled).
+about 3 s on these machines (``bench.gateway``: SIGKILL to the first answer, under load).
 """
 
 from __future__ import annotations
