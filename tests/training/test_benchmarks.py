@@ -51,7 +51,9 @@ def test_every_committed_result_renders(tmp_path):
         assert f"| `{path.stem}` |" in rendered
         # A figure measured on several seeds or runs is shown with its spread, not as one value.
         for key, value in json.loads(path.read_text()).items():
-            if key.endswith(("_seeds", "_runs")) and isinstance(value, list) and len(value) > 1:
+            # (one number per seed or run; a list of run records, e.g. loop_runs, is shown as records)
+            numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            if key.endswith(("_seeds", "_runs")) and numbers and len(value) > 1:
                 figure = key.removesuffix("_seeds").removesuffix("_runs")
                 assert f"| `{path.stem}` | {figure} | mean " in rendered or f"| `{path.stem}` | {figure} | median " in rendered
 
