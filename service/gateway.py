@@ -89,6 +89,7 @@ from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Match, Mount, Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 log = logging.getLogger("fraud.gateway")
 
@@ -757,7 +758,7 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
-def _supervisor_class():
+class Supervisor(Multiprocess):
     """uvicorn's ``Multiprocess``, whose health check also sees a child die while it waits for an answer.
 
     uvicorn's check sends the child a ping and waits up to the health-check timeout (30 s here) for
@@ -767,26 +768,22 @@ def _supervisor_class():
     spawned, so the supervisor closes its own right after every start: a child's death then ends
     the wait at once, as a failed check. The supervisor's loop is uvicorn's own.
     """
-    from uvicorn.supervisors.multiprocess import Multiprocess
 
-    class Supervisor(Multiprocess):
-        def _release_child_ends(self) -> None:
-            for process in self.processes:
-                process.child_conn.close()  # idempotent; the child holds its own copy
+    def _release_child_ends(self) -> None:
+        for process in self.processes:
+            process.child_conn.close()  # idempotent; the child holds its own copy
 
-        def init_processes(self) -> None:
-            super().init_processes()
-            self._release_child_ends()
+    def init_processes(self) -> None:
+        super().init_processes()
+        self._release_child_ends()
 
-        def keep_subprocess_alive(self) -> None:
-            super().keep_subprocess_alive()
-            self._release_child_ends()
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        self._release_child_ends()
 
-        def restart_all(self) -> None:
-            super().restart_all()
-            self._release_child_ends()
-
-    return Supervisor
+    def restart_all(self) -> None:
+        super().restart_all()
+        self._release_child_ends()
 
 
 def serve(host: str, port: int, settings: GatewaySettings) -> None:
@@ -819,7 +816,7 @@ def serve(host: str, port: int, settings: GatewaySettings) -> None:
     )
     sock = config.bind_socket()
     log.info("gateway on http://%s:%d (supervisor %d), state %s", host, port, os.getpid(), settings.state_path)
-    _supervisor_class()(config, sockets=[sock]).run()
+    Supervisor(config, sockets=[sock]).run()
     log.info("gateway on http://%s:%d stopped", host, port)
 
 

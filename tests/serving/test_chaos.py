@@ -8,7 +8,8 @@
 * a backend dies in the middle of a request: the client gets a JSON 502, and the request is not
   sent again to the restarted backend (its id never reaches the prediction log);
 * the gateway's server process is killed: its supervisor restarts it, with the same backend, also
-  when it dies while the supervisor waits for its answer to a health check; the supervisor itself killed: the orphaned server stops by itself, nothing is left behind;
+  when it dies while the supervisor waits for its answer to a health check; the supervisor itself
+  killed: the orphaned server stops by itself, nothing is left behind;
 * two ``python run.py --deployment`` at once: the deployment lock runs them one after the other,
   with no failed client request and no stray server.
 """
@@ -212,21 +213,26 @@ def test_a_backend_dying_mid_request_gives_a_502_and_the_request_is_not_sent_aga
     assert "chaos-mid-request" not in set(read_window(stack.log_dir)["client_request_id"])
 
 
-def test_a_killed_gateway_is_restarted_with_the_same_backend(stack):
-    before = gateway_control.status("127.0.0.1", stack.gateway_port)
-    supervisor = gateway_control.supervisor(stack.files)
-    assert supervisor is not None and before["pid"] in {p.pid for p in supervisor.children()}
-    killed_at = time.monotonic()
-    os.kill(before["pid"], signal.SIGKILL)
+def answering_from_another_process(stack: Stack, killed_pid: int):
+    """A condition for :func:`wait_for`: the gateway's status report, once a process other than ``killed_pid`` gives it."""
 
     def restarted():
         try:
             report = gateway_control.status("127.0.0.1", stack.gateway_port, timeout=1.0)
         except gateway_control.GatewayError:
             return None
-        return report if report is not None and report["pid"] != before["pid"] else None
+        return report if report is not None and report["pid"] != killed_pid else None
 
-    after = wait_for(restarted, 30, "the gateway answered again")
+    return restarted
+
+
+def test_a_killed_gateway_is_restarted_with_the_same_backend(stack):
+    before = gateway_control.status("127.0.0.1", stack.gateway_port)
+    supervisor = gateway_control.supervisor(stack.files)
+    assert supervisor is not None and before["pid"] in {p.pid for p in supervisor.children()}
+    killed_at = time.monotonic()
+    os.kill(before["pid"], signal.SIGKILL)
+    after = wait_for(answering_from_another_process(stack, before["pid"]), 30, "the gateway answered again")
     print(f"\nthe gateway answered again {time.monotonic() - killed_at:.1f} s after SIGKILL")
     assert after["backend"] == before["backend"] == stack.backend.url
     response = httpx.post(stack.url + "/predict", json={"transaction": hostile.transaction()}, trust_env=False)
@@ -239,15 +245,7 @@ def test_a_killed_gateway_is_restarted_with_the_same_backend(stack):
     time.sleep(1.5)  # the supervisor pings every 0.5 s: one ping is now waiting for an answer
     killed_at = time.monotonic()
     os.kill(frozen, signal.SIGKILL)
-
-    def restarted_again():
-        try:
-            report = gateway_control.status("127.0.0.1", stack.gateway_port, timeout=1.0)
-        except gateway_control.GatewayError:
-            return None
-        return report if report is not None and report["pid"] != frozen else None
-
-    wait_for(restarted_again, 20, "the gateway killed during a health check answered again")
+    wait_for(answering_from_another_process(stack, frozen), 20, "the gateway killed during a health check answered again")
     print(f"the gateway killed during a health check answered again {time.monotonic() - killed_at:.1f} s after SIGKILL")
 
     # The supervisor itself killed: its server notices and stops; stop() then finds nothing left.
