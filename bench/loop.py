@@ -17,17 +17,18 @@ Two figures, measuring different things (``bench/results/loop.json``):
   (chargebacks log-normal, median ~4 days; legitimate payments final after 2 days: ``scale`` 1, as at
   a card issuer -- ``simulate.label_delay`` in configs/monitoring.yaml is 0 only for demonstrations).
   Day by day from the pattern's first day (generator days of ``new_fraud_pattern``, the days before
-  it without), the monitor runs once every ``--cadence-days`` at the end of the day, as the policy of
-  configs/monitoring.yaml prescribes: the label-free checks (prediction drift, alert rate) on the
-  latest ``window_rows`` payments, and the labelled checks (fraud rate, missed novel frauds, recall,
-  AP) on the window that ended ``label_wait_days`` earlier, with the labels known at the run. The
-  first run that decides "retrain" ends the count, plus ``loop_seconds`` for the retraining. The
-  same champion as the monitoring benchmark (the default training configuration, trained by the
-  training core). Mean over ``--seeds`` generator seeds (``drift_to_serving_days_seeds``), with the
-  check that fired first. ``drift_to_serving_days_latest_window_labels`` is the same with the
-  labelled checks on the latest window instead (what ``steps/monitoring/read_window.py`` reads now:
-  the labels known for the last ``window_rows`` payments, i.e. almost none); ``null`` where no run
-  within ``--max-days`` decided to retrain.
+  it without), the monitor runs once every ``--cadence-days`` at the end of the day and decides as
+  the monitoring pipeline does (:mod:`fraud_detection.monitoring.windows`, the policy of
+  configs/monitoring.yaml): the label-free checks (prediction drift, alert rate) on the latest
+  ``window_rows`` payments, and the labelled checks (fraud rate, missed novel frauds, recall, AP)
+  on the latest window with the labels known at the run and on the window that ended
+  ``label_wait_days`` earlier. The first run that decides "retrain" ends the count, plus
+  ``loop_seconds`` for the retraining. The same champion as the monitoring benchmark (the default
+  training configuration, trained by the training core). Mean over ``--seeds`` generator seeds
+  (``drift_to_serving_days_seeds``), with the check that fired first.
+  ``drift_to_serving_days_latest_window_labels`` is the same without the matured window (what the
+  pipeline did before it judged one: the labels known for the last ``window_rows`` payments, i.e.
+  almost none); ``null`` where no run within ``--max-days`` decided to retrain.
 
 Prints progress and ONE JSON object on its last line; writes ``bench/results/loop.json``
 (``--quick``: small data, one seed, few days, written under reports/bench/).
@@ -54,7 +55,6 @@ from testkit.sandbox import isolate  # noqa: E402 - before any tool is imported
 isolate(SANDBOX)
 
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 
 from fraud_detection.serving.prediction_log import synthetic_headers  # noqa: E402
 from fraud_detection.serving.smoke import smoke_transactions  # noqa: E402
@@ -197,23 +197,29 @@ def days_to_retrain(champion, config, seed: int, cadence: float, max_days: float
     threshold, rows, wait = champion.scorer.threshold, config.monitoring.window_rows, config.monitoring.label_wait_days
     start = PATTERN_DAY * DAY
     cache: dict = {}
-    found: dict[str, dict | None] = {"matured": None, "latest": None}
+    found: dict[str, dict | None] = {"pipeline": None, "latest": None}
     run = 1
+
+    def labelled(frame, scores, known_at, now):
+        known = known_at <= now
+        if not known.any():
+            return None
+        return assess_labelled(reference, frame.loc[known], scores[known], threshold, drift_config,
+                               champion.metrics, novelty_index=novelty)
+
     while run * cadence <= max_days and any(v is None for v in found.values()):
         now = start + run * cadence * DAY
-        current, _ = _window_before(now, rows, seed, rows_per_day, cache)
+        current, latest_arrival = _window_before(now, rows, seed, rows_per_day, cache)
         scores = champion.predict(current)
         drift = detect_drift(reference, current, None, scores, drift_config, decision_threshold=threshold)
         matured, arrival = _window_before(now - wait * DAY, rows, seed, rows_per_day, cache)
-        latest_arrival = _window_before(now, rows, seed, rows_per_day, cache)[1]
-        for name, frame, known_at in (("matured", matured, arrival), ("latest", current, latest_arrival)):
+        latest = labelled(current, scores, latest_arrival, now)
+        matured_window = (f"window scored {wait:g} days ago", labelled(matured, champion.predict(matured), arrival, now))
+        decisions = {"pipeline": decide(drift, latest, config.policy, matured=matured_window),
+                     "latest": decide(drift, latest, config.policy)}
+        for name, decision in decisions.items():
             if found[name] is not None:
                 continue
-            labelled = known_at <= now
-            window_scores = champion.predict(frame) if name == "matured" else scores
-            performance = assess_labelled(reference, frame.loc[labelled], window_scores[labelled], threshold,
-                                          drift_config, champion.metrics, novelty_index=novelty)
-            decision = decide(drift, performance, config.policy)
             if decision.retrain:
                 found[name] = {"days": round(run * cadence + loop_days, 3), "monitoring_run": run,
                                "checks": sorted(k for k, v in decision.triggers.items() if v)}
@@ -239,7 +245,7 @@ def simulated_days(seeds: int, cadence: float, max_days: float, loop_seconds: fl
     loop_days = loop_seconds / DAY
     records = [days_to_retrain(champion, config, FIRST_SEED + s, cadence, max_days, loop_days, rows_per_day)
                for s in range(seeds)]
-    matured = [r["matured"]["days"] for r in records if r["matured"]]
+    matured = [r["pipeline"]["days"] for r in records if r["pipeline"]]
     latest = [r["latest"]["days"] for r in records if r["latest"]]
     return {
         "drift_to_serving_days": round(mean(matured), 2) if len(matured) == len(records) else None,

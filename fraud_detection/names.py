@@ -73,6 +73,7 @@ class Artifact(StrEnum):
     REFERENCE = "reference_transactions"
     CURRENT_WINDOW = "current_window"
     LABELLED_WINDOW = "labelled_window"
+    MATURED_WINDOW = "matured_window"
     DATA_QUALITY = "data_quality"
     DRIFT_REPORT = "drift_report"
     MONITORING_SUMMARY = "monitoring_summary"

@@ -23,11 +23,15 @@ class MonitoringSettings(Section):
 
     # The current window: the latest window_rows scored transactions of the prediction log.
     window_rows: int = Field(5000, ge=100)
-    # The wait after a window's last transaction at which its labelled checks are meant to judge it
-    # (bench/monitoring.py measures them at this wait; the pipeline judges the current window on the
-    # labels known when it runs): legit payments are final after 2 days, chargebacks arrive after
-    # ~4 days (median, log-normal): 87 % of frauds are known after 7 days, 99.4 % after 14.
+    # The wait after which a payment's label is taken as known: each run's labelled checks judge the
+    # window of payments scored this long ago (fraud_detection/monitoring/windows.py; bench/monitoring.py
+    # measures them at this wait), beside the latest window on the labels known now. Legit payments
+    # are final after 2 days, chargebacks arrive after ~4 days (median, log-normal): 87 % of frauds
+    # are known after 7 days, 99.4 % after 14.
     label_wait_days: float = Field(14.0, ge=0)
+    # A payment scored longer ago than label_wait_days that no label reports is legitimate (a
+    # chargeback file lists only frauds). false: only stored labels count.
+    implied_legit: bool = True
 
 
 class MonitoringConfig(Section):

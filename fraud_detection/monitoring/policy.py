@@ -152,13 +152,29 @@ def _drift_reasons(drift: DriftResult, policy: MonitoringPolicy, triggers: dict,
         )
 
 
+LABEL_CHECKS = ("fraud_rate", "novel_frauds", "recall", "average_precision")
+
+
 def _label_reasons(
+    performance: PerformanceResult | None, policy: MonitoringPolicy, triggers: dict, all_reasons: list,
+    all_notes: list, window: str,
+) -> None:
+    """The labelled checks of one window; ``triggers`` of several windows add up (any window fires)."""
+    found: dict[str, bool] = dict.fromkeys(LABEL_CHECKS, False)
+    reasons: list[str] = []
+    notes: list[str] = []
+    _judge_labels(performance, policy, found, reasons, notes)
+    for key, fired in found.items():
+        triggers[key] = triggers.get(key, False) or fired
+    all_reasons.extend(f"{window}: {r}" for r in reasons)
+    all_notes.extend(f"{window}: {n}" for n in notes)
+
+
+def _judge_labels(
     performance: PerformanceResult | None, policy: MonitoringPolicy, triggers: dict, reasons: list, notes: list
 ) -> None:
-    for key in ("fraud_rate", "novel_frauds", "recall", "average_precision"):
-        triggers[key] = False
     if performance is None:
-        notes.append("no labelled rows yet: fraud rate, new fraud pattern and performance not checked")
+        notes.append("no labelled rows: fraud rate, new fraud pattern and performance not checked")
         return
     perf = performance.performance
 
@@ -217,17 +233,31 @@ def _label_reasons(
         )
 
 
+LATEST_WINDOW = "latest window"
+
+
 def decide(
-    drift_result: DriftResult, performance: PerformanceResult | None, policy: MonitoringPolicy | None = None
+    drift_result: DriftResult,
+    performance: PerformanceResult | None,
+    policy: MonitoringPolicy | None = None,
+    matured: tuple[str, PerformanceResult | None] | None = None,
 ) -> Decision:
-    """Apply the policy to a window's drift result and (optional) labelled performance."""
+    """Apply the policy to a window's drift result and (optional) labelled performance.
+
+    ``performance``: the labelled checks on the latest window (its labels known now). ``matured``:
+    ``(name, performance)`` of the window that ended the label wait ago, when its labels are in
+    (see :mod:`fraud_detection.monitoring.windows`); a labelled check that fires on either window
+    triggers, and each reason names its window.
+    """
     policy = policy or MonitoringPolicy()
     triggers: dict[str, bool] = {}
     reasons: list[str] = []
     notes: list[str] = []
     alarms: list[str] = []
     _drift_reasons(drift_result, policy, triggers, reasons, notes)
-    _label_reasons(performance, policy, triggers, reasons, notes)
+    _label_reasons(performance, policy, triggers, reasons, notes, LATEST_WINDOW)
+    if matured is not None:
+        _label_reasons(matured[1], policy, triggers, reasons, notes, matured[0])
     quality = drift_result.quality
     triggers["data_quality"] = not quality.passed
     if not quality.passed:

@@ -39,6 +39,7 @@ them may be an object-storage URL (``s3://...``; see :mod:`fraud_detection.servi
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ from fraud_detection.serving.append_log import (
     read_segments,
     to_unix_seconds,
 )
+from fraud_detection.serving.prediction_log import LOGGED_AT
 
 __all__ = [
     "COLUMNS",
@@ -94,6 +96,8 @@ LABEL_SOURCE = "label_source"
 SOURCE_CONSOLE = "console"
 SOURCE_API = "api"
 SOURCE_SIMULATOR = "simulator"
+# Not a stored label: labelled_window's legit_after reads a payment nobody disputed in time as legitimate.
+SOURCE_IMPLIED = "implied: no fraud label within the label wait"
 RESERVED_SOURCES = frozenset({SOURCE_CONSOLE, SOURCE_API})
 MAX_SOURCE_LENGTH = 128
 MAX_ANALYST_LENGTH = 64
@@ -293,7 +297,9 @@ def transaction_history(labels: pd.DataFrame, transaction_id: str) -> pd.DataFra
     return frame.loc[frame[TRANSACTION_ID] == transaction_id].reset_index(drop=True)
 
 
-def labelled_window(predictions: pd.DataFrame, labels: pd.DataFrame, as_of: float | Any) -> pd.DataFrame:
+def labelled_window(
+    predictions: pd.DataFrame, labels: pd.DataFrame, as_of: float | Any, legit_after: float | None = None
+) -> pd.DataFrame:
     """The predictions whose label is known at ``as_of``, with that label.
 
     Joins on ``transaction_id`` (predictions logged without one get their derived id, see
@@ -306,10 +312,18 @@ def labelled_window(predictions: pd.DataFrame, labels: pd.DataFrame, as_of: floa
     retry, or a client reusing an id), only its last prediction -- the answer that stood -- gets the
     label, so a reused id cannot multiply one label in a retraining set;
     ``attrs["superseded_predictions"]`` counts the earlier ones.
+
+    ``legit_after`` (seconds, None = never): a prediction logged at least this long before ``as_of``
+    that no label reports by then is **legitimate** -- label ``0``, ``label_time`` its ``logged_at`` +
+    ``legit_after``, ``label_source`` :data:`SOURCE_IMPLIED`. A chargeback file lists only frauds: a
+    payment nobody disputed within the label wait was legitimate, and without this every labelled
+    window read from such a file would be all fraud. ``attrs["implied_legit"]`` counts them.
     """
     as_of_s = to_unix_seconds(as_of, "as_of")
     if as_of_s is None:
         raise ValueError("as_of is required")
+    if legit_after is not None and not (math.isfinite(legit_after) and legit_after >= 0):
+        raise ValueError(f"legit_after must be a finite number of seconds >= 0, got {legit_after!r}")
     clashing = [c for c in (LABEL, LABEL_TIME, LABEL_SOURCE) if c in predictions.columns]
     if clashing:
         raise ValueError(f"predictions already have column(s) {', '.join(clashing)}; drop them before joining")
@@ -324,6 +338,18 @@ def labelled_window(predictions: pd.DataFrame, labels: pd.DataFrame, as_of: floa
     })
     keyed = keyed.astype({TRANSACTION_ID: object})
     superseded = keyed.duplicated(TRANSACTION_ID, keep="last")
-    joined = keyed.loc[~superseded].merge(latest, on=TRANSACTION_ID, how="inner", sort=False, validate="one_to_one")
+    how = "inner" if legit_after is None else "left"
+    joined = keyed.loc[~superseded].merge(latest, on=TRANSACTION_ID, how=how, sort=False, validate="one_to_one")
+    implied = 0
+    if legit_after is not None:
+        unlabelled = joined[LABEL].isna()
+        matured = joined[LOGGED_AT].to_numpy(float) + legit_after <= as_of_s
+        implied_rows = unlabelled & matured
+        joined.loc[implied_rows, LABEL] = 0
+        joined.loc[implied_rows, LABEL_TIME] = joined.loc[implied_rows, LOGGED_AT] + legit_after
+        joined.loc[implied_rows, LABEL_SOURCE] = SOURCE_IMPLIED
+        joined = joined.loc[~unlabelled | implied_rows].astype({LABEL: "int64"}).reset_index(drop=True)
+        implied = int(implied_rows.sum())
     joined.attrs["superseded_predictions"] = int(superseded.sum())
+    joined.attrs["implied_legit"] = implied
     return joined

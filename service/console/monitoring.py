@@ -62,6 +62,8 @@ def _figures(document: dict[str, Any]) -> dict[str, Any]:
             "quality_passed")
     figures = {k: drift[k] for k in keys if k in drift}
     figures.update({f"labelled {k}": v for k, v in performance.items() if isinstance(v, (int, float, str))})
+    matured = summary.get("performance_matured") or {}
+    figures.update({f"matured {k}": v for k, v in matured.items() if isinstance(v, (int, float, str))})
     return figures
 
 

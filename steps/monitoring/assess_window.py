@@ -25,6 +25,7 @@ def assess_window(
     reference_transactions: pd.DataFrame,
     current_window: pd.DataFrame,
     labelled_window: pd.DataFrame,
+    matured_window: pd.DataFrame,
     data_quality: dict[str, Any],
     config: MonitoringConfig,
 ) -> tuple[
@@ -32,7 +33,8 @@ def assess_window(
     Annotated[dict[str, Any], Artifact.MONITORING_SUMMARY],
     Annotated[dict[str, Any], Artifact.RETRAINING_DECISION],
 ]:
-    """Drift (Evidently, thresholds computed for this window), labelled performance, and the policy's decision."""
+    """Drift (Evidently, thresholds computed for this window), labelled performance of the latest and
+    the matured window, and the policy's decision."""
     champion = champion_scorer
     version = champion_info["registry_version"]
     reference_scores = champion.predict_proba(frame_to_array(reference_transactions))
@@ -42,13 +44,19 @@ def assess_window(
         reference_transactions, current_window, reference_scores, current_scores, config.drift,
         decision_threshold=champion.threshold,
     )
-    performance = None
-    if len(labelled_window):
-        performance = assess_labelled(
-            reference_transactions, labelled_window, champion.predict_proba(frame_to_array(labelled_window)),
+
+    def labelled(window: pd.DataFrame):
+        if window.empty:
+            return None
+        return assess_labelled(
+            reference_transactions, window, champion.predict_proba(frame_to_array(window)),
             champion.threshold, config.drift, champion_metrics=champion.metadata.get("metrics"),
         )
-    decision = decide(drift, performance, config.policy)
+
+    performance, matured = labelled(labelled_window), labelled(matured_window)
+    wait = config.monitoring.label_wait_days
+    matured_name = f"window scored {wait:g} days ago"
+    decision = decide(drift, performance, config.policy, matured=(matured_name, matured))
 
     run = get_step_context().pipeline_run
     target = paths.reports_dir() / "monitoring" / run.name
@@ -59,6 +67,7 @@ def assess_window(
         "drift": drift.summary(),
         "thresholds": thresholds,
         "performance": performance.summary() if performance else None,
+        "performance_matured": matured.summary() if matured else None,
         "report": str(html) if html else None,
     }
     # The thresholds this window was judged with belong to the run: computed, never stored by hand.

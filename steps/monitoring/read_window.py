@@ -6,17 +6,31 @@ from typing import Annotated
 import pandas as pd
 from zenml import log_metadata, step
 
+from fraud_detection.data.schema import LABEL
+from fraud_detection.monitoring.config import MonitoringSettings
+from fraud_detection.monitoring.windows import monitoring_windows
 from fraud_detection.names import Artifact
-from fraud_detection.serving.label_store import labelled_window, read_labels
-from fraud_detection.serving.prediction_log import read_window, without_synthetic
+from fraud_detection.serving.label_store import read_labels
+from fraud_detection.serving.prediction_log import LOGGED_AT, read_window, without_synthetic
 from materializers.transactions import TransactionsMaterializer
 
 
+def _span(frame: pd.DataFrame) -> dict:
+    if frame.empty:
+        return {"rows": 0}
+    return {"rows": len(frame), "from": float(frame[LOGGED_AT].min()), "to": float(frame[LOGGED_AT].max()),
+            "frauds": int(frame[LABEL].sum()) if LABEL in frame.columns else None,
+            "implied_legit": frame.attrs.get("implied_legit", 0)}
+
+
 @step(enable_cache=False, output_materializers=TransactionsMaterializer)
-def read_current_window(window_rows: int) -> tuple[
-    Annotated[pd.DataFrame, Artifact.CURRENT_WINDOW], Annotated[pd.DataFrame, Artifact.LABELLED_WINDOW]
+def read_current_window(settings: MonitoringSettings) -> tuple[
+    Annotated[pd.DataFrame, Artifact.CURRENT_WINDOW],
+    Annotated[pd.DataFrame, Artifact.LABELLED_WINDOW],
+    Annotated[pd.DataFrame, Artifact.MATURED_WINDOW],
 ]:
-    """The latest ``window_rows`` scored transactions of the prediction log, and those labelled by now.
+    """The latest scored transactions, those labelled by now, and the labelled window that ended the
+    label wait ago (:mod:`fraud_detection.monitoring.windows`).
 
     Requests marked synthetic (smoke tests, probes) are left out: they are not payments.
     """
@@ -27,20 +41,23 @@ def read_current_window(window_rows: int) -> tuple[
             f"the prediction log holds no real traffic ({len(logged):,} synthetic rows): "
             "send traffic to the service first (python run.py --simulate)"
         )
-    current = log.tail(window_rows).reset_index(drop=True)
     now = time.time()
-    labelled = labelled_window(current, read_labels(known_by=now), as_of=now)
+    windows = monitoring_windows(log, read_labels(known_by=now), now, settings.window_rows,
+                                 settings.label_wait_days, settings.implied_legit)
+    current = windows.current
     log_metadata(
         {
             "rows": len(current),
             "synthetic_rows_in_log": len(logged) - len(log),  # left out of the window
-            "labelled_rows": len(labelled),
-            "labelled_frauds": int(labelled["Class"].sum()) if len(labelled) else 0,
+            "labelled_rows": len(windows.labelled),
+            "labelled_frauds": int(windows.labelled[LABEL].sum()) if len(windows.labelled) else 0,
             "model_versions": sorted(map(str, current["model_version"].unique())),
-            "from": float(current["logged_at"].min()),
-            "to": float(current["logged_at"].max()),
+            "from": float(current[LOGGED_AT].min()),
+            "to": float(current[LOGGED_AT].max()),
+            "matured_window": {**_span(windows.matured), "until": windows.matured_until,
+                               "label_wait_days": settings.label_wait_days},
         },
         infer_artifact=True,
         artifact_name=Artifact.CURRENT_WINDOW,
     )
-    return current, labelled
+    return current, windows.labelled, windows.matured

@@ -15,9 +15,11 @@ def record_decision(retraining_decision: dict[str, Any], monitoring_summary: dic
     run_name = get_step_context().pipeline_run.name
     drift = monitoring_summary["drift"]
     performance = monitoring_summary.get("performance") or {}
+    matured = monitoring_summary.get("performance_matured") or {}
     mlflow.set_tags({"decision": retraining_decision["action"], "champion_version": retraining_decision["champion_version"]})
     mlflow.log_metrics({
-        k: float(v) for k, v in {**drift, **{f"labelled.{k}": v for k, v in performance.items()}}.items()
+        k: float(v) for k, v in {**drift, **{f"labelled.{k}": v for k, v in performance.items()},
+                                 **{f"matured.{k}": v for k, v in matured.items()}}.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     })
     mlflow.log_metrics({f"threshold.{k}": float(v) for k, v in (monitoring_summary.get("thresholds") or {}).items()

@@ -63,10 +63,10 @@ def test_the_populations_day_to_day_wobble_alone_does_not_retrain(prepared, cham
 @pytest.mark.parametrize(
     "scenario, strength, hour, expected",
     [
-        ("new_fraud_pattern", 1.0, 2.0, "new fraud pattern: "),
+        ("new_fraud_pattern", 1.0, 2.0, "latest window: new fraud pattern: "),
         # A 48,000-row reference holds ~80 frauds: its own noise needs a stronger wave (x6) than the
         # default (x3) for a sure result here; bench/monitoring.py measures the default strength.
-        ("fraud_rate_spike", 5.0, 14.0, "fraud rate "),
+        ("fraud_rate_spike", 5.0, 14.0, "latest window: fraud rate "),
     ],
 )
 def test_each_scenario_that_hurts_the_model_retrains_with_its_reason(prepared, champion, scenario, strength, hour,
@@ -78,6 +78,26 @@ def test_each_scenario_that_hurts_the_model_retrains_with_its_reason(prepared, c
     if scenario == "new_fraud_pattern":
         assert performance.novelty.n_novel_missed >= 1
     assert decision.to_dict()["action"] == "retrain"
+
+
+def test_a_new_pattern_whose_labels_are_not_in_yet_retrains_when_its_window_has_matured(prepared, champion):
+    """Labels known today cover almost none of today's frauds; the window scored the wait ago has them."""
+    frame, available_at = window("new_fraud_pattern", hour=2.0, seed=41, strength=1.0)
+    scores, threshold = champion.predict(frame), champion.scorer.threshold
+    drift = detect_drift(prepared, frame, None, scores, CONFIG, decision_threshold=threshold)
+    # Today: the latest window's labels known one hour after its last payment (legitimate ones need 2 days).
+    known_now = available_at <= frame[schema.TIME].max() + 3600
+    latest = assess_labelled(prepared, frame.loc[known_now], scores[known_now], threshold, CONFIG, champion.metrics)
+    today = decide(drift, latest if known_now.any() else None, MonitoringPolicy(retrain_on_prediction_drift=False,
+                                                                                 max_alert_rate_p_value=None))
+    assert not today.retrain, today.reasons
+    # The same payments judged when their window has matured (the 7-day wait): a retrain, its window named.
+    _, _, matured = monitor(prepared, champion, frame, available_at)
+    later = decide(drift, None, MonitoringPolicy(retrain_on_prediction_drift=False, max_alert_rate_p_value=None),
+                   matured=("window scored 7 days ago", matured))
+    assert later.retrain and later.triggers["novel_frauds"]
+    assert all(r.startswith("window scored 7 days ago: ") for r in later.reasons), later.reasons
+    assert "latest window: no labelled rows: fraud rate, new fraud pattern and performance not checked" in later.notes
 
 
 def test_a_covariate_shift_is_reported_with_the_features_it_moved(prepared, champion):
@@ -103,10 +123,12 @@ def test_too_few_labelled_frauds_cannot_trigger_on_performance(prepared, champio
     assert 0 < few.performance.n_frauds < 20 and few.performance.recall == 0
     decision = decide(drift, few, MonitoringPolicy(min_labelled_frauds=20))
     assert not decision.triggers["recall"]
-    assert any(note.startswith(f"performance not judged: {few.performance.n_frauds} labelled frauds") for note in decision.notes)
+    assert any(note.startswith(f"latest window: performance not judged: {few.performance.n_frauds} labelled frauds")
+               for note in decision.notes)
     enough = decide(drift, few, MonitoringPolicy(min_labelled_frauds=few.performance.n_frauds, min_recall=0.5))
     assert enough.triggers["recall"]
-    assert any(r.startswith(f"recall at threshold {threshold:.3g} = 0.00 < 0.50") for r in enough.reasons)
+    assert any(r.startswith(f"latest window: recall at threshold {threshold:.3g} = 0.00 < 0.50")
+               for r in enough.reasons)
     assert f"on {few.performance.n_frauds} labelled frauds" in " ".join(enough.reasons)
 
 
@@ -122,7 +144,7 @@ def test_broken_data_never_triggers_a_retrain(prepared, champion):
     assert decision.action == "none"
     assert decision.triggers["data_quality"]
     assert "'V2'" in decision.alarms[0] and "retraining blocked" in decision.alarms[0]
-    assert any(note.startswith("would have retrained: new fraud pattern") for note in decision.notes)
+    assert any(note.startswith("would have retrained: latest window: new fraud pattern") for note in decision.notes)
 
 
 def test_monitoring_config_loads_and_names_bad_keys():

@@ -222,3 +222,22 @@ def test_labels_from_several_processes_are_all_kept_once(tmp_path):
         assert process.exitcode == 0
     frame = read_labels(tmp_path)
     assert sorted(frame["transaction_id"]) == sorted(f"p{i}-{j}" for i in range(2) for j in range(300))
+
+
+def test_a_payment_nobody_disputed_within_the_wait_is_legitimate():
+    # A chargeback file lists only frauds: t-1 was disputed; t-2, scored as long ago, was not.
+    scored = predictions(["t-1", "t-2", "t-3"]).assign(logged_at=[100.0, 110.0, 900.0])
+    chargebacks = labels([("t-1", 1, 400.0, 400.0)])
+    joined = labelled_window(scored, chargebacks, as_of=1000.0, legit_after=500.0)
+    assert joined[["transaction_id", schema.LABEL]].values.tolist() == [["t-1", 1], ["t-2", 0]]  # t-3 still open
+    assert joined["label_time"].tolist() == [400.0, 610.0]  # scored + the wait
+    assert joined["label_source"].tolist() == ["test", label_store.SOURCE_IMPLIED]
+    assert joined.attrs["implied_legit"] == 1
+    # Before the wait is over nothing is implied; without legit_after only stored labels count.
+    assert labelled_window(scored, chargebacks, as_of=550.0, legit_after=500.0)["transaction_id"].tolist() == ["t-1"]
+    assert labelled_window(scored, chargebacks, as_of=1000.0)["transaction_id"].tolist() == ["t-1"]
+    # A stored label always wins over the implied one, and a chargeback known later supersedes it.
+    late = labels([("t-2", 1, 2000.0, 2000.0)])
+    assert labelled_window(scored, late, as_of=2000.0, legit_after=500.0)[schema.LABEL].tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match="legit_after must be a finite number"):
+        labelled_window(scored, chargebacks, as_of=1000.0, legit_after=float("nan"))
