@@ -30,7 +30,8 @@ class MonitoringSettings(Section):
     # are known after 7 days, 99.4 % after 14.
     label_wait_days: float = Field(14.0, ge=0)
     # A payment scored longer ago than label_wait_days that no label reports is legitimate (a
-    # chargeback file lists only frauds). false: only stored labels count.
+    # chargeback file lists only frauds), for the labelled checks and the retraining set. false: only
+    # stored labels count.
     implied_legit: bool = True
 
 
