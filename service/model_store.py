@@ -189,7 +189,6 @@ def save_to_model_store(
     import tempfile
 
     import bentoml
-    from bentoml.exceptions import BentoMLException
 
     with tempfile.TemporaryDirectory() as tmp:
         scorer.save(tmp)
@@ -198,7 +197,12 @@ def save_to_model_store(
     if not _VERSION.fullmatch(version):
         raise ValueError(f"{version!r} is not a valid BentoML model version")
     tag = f"{name}:{version}"
-    existing = _stored_as(tag, digest)
+    try:
+        existing = _stored_as(tag, digest)
+    except DifferentModel:
+        raise
+    except Exception as error:  # noqa: BLE001 - another process is writing this tag now
+        return _once_stored(tag, digest, error)
     if existing is not None:
         return existing
     try:
@@ -206,25 +210,48 @@ def save_to_model_store(
                                    metadata={**_store_metadata(scorer), DIGEST_KEY: digest}) as model:
             scorer.save(model.path)
             model.info.labels[CONTENT_LABEL] = content_version(model.path)
-    except BentoMLException:
+    except Exception as error:  # noqa: BLE001 - re-raised by _once_stored unless another process stored it
         # Another process (a concurrent deployment) registered the same tag between the check and
-        # the create: BentoML's store refuses the second. Its model is used once written (reading it
-        # fails while its files are incomplete), if it is this scorer.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if (existing := _stored_as(tag, digest)) is not None:
-                    return existing
-            except (BentoMLException, OSError):
-                pass
-            time.sleep(0.5)
-        raise
+        # the create: BentoML's store refuses the second (BentoMLException), or both created its
+        # directory at once (the file system's DirectoryExists). Its model is used once written whole,
+        # if it is this scorer.
+        return _once_stored(tag, digest, error)
     return bentoml.models.get(tag)
 
 
+class DifferentModel(ValueError):
+    """The store already holds another scorer under the tag."""
+
+
+class _Incomplete(Exception):
+    """The stored model's files are not all there yet (another process is copying them in)."""
+
+
+def _once_stored(tag: str, digest: str, error: Exception, timeout: float = 60.0):
+    """The model another process is storing as ``tag``, once whole and if it holds ``digest``; else ``error``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (existing := _stored_as(tag, digest)) is not None:
+                return existing
+        except DifferentModel:
+            raise
+        except Exception:  # noqa: BLE001 - half-written (unreadable or incomplete): look again
+            pass
+        time.sleep(0.5)
+    raise error
+
+
 def _stored_as(tag: str, digest: str):
-    """The stored model ``tag`` if it holds the scorer with ``digest``; None if there is none; else ValueError."""
+    """The stored model ``tag`` if it holds the scorer with ``digest``; None if there is none;
+    :class:`DifferentModel` if it holds another; :class:`_Incomplete` while its files are still being written."""
     existing = stored_model(tag)
-    if existing is not None and existing.info.metadata.get(DIGEST_KEY) != digest:
-        raise ValueError(f"the BentoML model store already holds a different {tag}")
+    if existing is None:
+        return None
+    files = existing.info.labels.get(CONTENT_LABEL)  # None: stored before the label was kept
+    if files is not None and (found := content_version(existing.path)) != files:
+        raise _Incomplete(f"the stored {tag}'s files hash to {found}, not to the {files} recorded with it "
+                          "(still being written by another process, or changed since)")
+    if existing.info.metadata.get(DIGEST_KEY) != digest:
+        raise DifferentModel(f"the BentoML model store already holds a different {tag}")
     return existing

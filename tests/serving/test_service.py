@@ -346,6 +346,28 @@ def test_model_store_versions(quick, stored, tmp_path):
         save_to_model_store(other, version=stored.tag.version)
 
 
+def test_a_save_waits_for_a_stored_model_still_being_written(quick, tmp_path):
+    # Another process copying its files into the store: a saver of the same scorer waits until the
+    # model is whole (its files hash to the content recorded with it), then uses it.
+    import threading
+
+    import bentoml
+
+    version = f"half-{time.time_ns()}"
+    model = save_to_model_store(quick.scorer, version=version)
+    try:
+        largest = max((p for p in Path(model.path).iterdir() if p.name != "model.yaml"), key=lambda p: p.stat().st_size)
+        whole = largest.read_bytes()
+        largest.write_bytes(whole[: len(whole) // 2])
+        restore = threading.Timer(1.5, largest.write_bytes, args=(whole,))
+        restore.start()
+        assert save_to_model_store(quick.scorer, version=version).tag == model.tag
+        assert largest.read_bytes() == whole  # it returned once the file was whole, not with the half
+        restore.join()
+    finally:
+        bentoml.models.delete(f"fraud_detector:{version}")
+
+
 _SAVE = """
 import sys
 from fraud_detection.model.scorer import FraudScorer
