@@ -188,6 +188,8 @@ def _window_before(t: float, window_rows: int, seed: int, rows_per_day: int, cac
 def days_to_retrain(champion, config, seed: int, cadence: float, max_days: float, loop_days: float,
                     rows_per_day: int) -> dict:
     from fraud_detection.monitoring import NoveltyIndex, Reference, assess_labelled, decide, detect_drift
+    from fraud_detection.monitoring.policy import LATEST_WINDOW, LabelledWindow
+    from fraud_detection.monitoring.windows import matured_window_name
 
     drift_config = config.drift.model_copy(update={"engine": "stattest"})  # the same statistics, no HTML report
     if "_reference" not in champion.__dict__:
@@ -213,8 +215,9 @@ def days_to_retrain(champion, config, seed: int, cadence: float, max_days: float
         scores = champion.predict(current)
         drift = detect_drift(reference, current, None, scores, drift_config, decision_threshold=threshold)
         matured, arrival = _window_before(now - wait * DAY, rows, seed, rows_per_day, cache)
-        latest = labelled(current, scores, latest_arrival, now)
-        matured_window = (f"window scored {wait:g} days ago", labelled(matured, champion.predict(matured), arrival, now))
+        latest = LabelledWindow(LATEST_WINDOW, len(current), labelled(current, scores, latest_arrival, now))
+        matured_window = LabelledWindow(matured_window_name(wait), len(matured),
+                                        labelled(matured, champion.predict(matured), arrival, now))
         decisions = {"pipeline": decide(drift, latest, config.policy, matured=matured_window),
                      "latest": decide(drift, latest, config.policy)}
         for name, decision in decisions.items():

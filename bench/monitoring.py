@@ -66,6 +66,8 @@ from fraud_detection import paths
 from fraud_detection.data import schema
 from fraud_detection.monitoring import NoveltyIndex, Reference, assess_labelled, decide, detect_drift
 from fraud_detection.monitoring.config import MonitoringFile, load_monitoring_file
+from fraud_detection.monitoring.policy import LabelledWindow
+from fraud_detection.monitoring.windows import matured_window_name
 from fraud_detection.simulation import synthetic
 from fraud_detection.training.config import load_training_file
 from testkit.champion import TrainedChampion, train_champion
@@ -159,7 +161,7 @@ def _day(task: tuple[WindowSet, int]) -> list[dict[str, Any]]:
             )
             # As the pipeline judges it: the window's labelled checks once it has matured (the latest
             # window's own labels, known within minutes, are almost none and left out here).
-            matured = (f"window judged {wait:g} days after it ended", performance)
+            matured = LabelledWindow(matured_window_name(wait), len(window.frame), performance)
             by_wait[wait] = (decide(drift, None, s["policy"], matured=matured), performance, time.perf_counter() - t0)
         decision, performance, label_seconds = by_wait[s["wait"]]
         records.append({

@@ -214,7 +214,8 @@ def main() -> None:
     overhead_settings = settings
     if args.overhead_rows:
         overhead_settings = with_seed(settings, settings.data.synthetic.seed, args.overhead_rows)
-    parts = {"quality": lambda: quality(settings, args.seeds, checkpoint), "overhead": lambda: overhead(overhead_settings, args.pairs)}
+    parts = {"quality": lambda: quality(settings, args.seeds, checkpoint),
+             "overhead": lambda: overhead(overhead_settings, args.pairs)}
     result = run_parts(out, args.part, parts)
     result.update({"rows": settings.data.synthetic.rows, "machine": {"cpus": os.cpu_count(),
                    "python": platform.python_version()}})

@@ -74,6 +74,7 @@ class Artifact(StrEnum):
     CURRENT_WINDOW = "current_window"
     LABELLED_WINDOW = "labelled_window"
     MATURED_WINDOW = "matured_window"
+    MATURED_WINDOW_ROWS = "matured_window_rows"
     DATA_QUALITY = "data_quality"
     DRIFT_REPORT = "drift_report"
     MONITORING_SUMMARY = "monitoring_summary"

@@ -92,10 +92,9 @@ def monitor_and_retrain(
          f"(search budget x{scale:g})")
     mark = time.monotonic()
     try:
-        settings = monitoring.monitoring
         training_run = retraining_pipeline(
             config=config, window_days=retraining.window_days, champion=champion.current().data(),
-            legit_after_days=settings.label_wait_days if settings.implied_legit else None,
+            legit_after_seconds=monitoring.monitoring.legit_after_seconds,
         )
     except Exception as error:  # the champion keeps serving; say why and stop here
         echo(f"retraining failed, the champion keeps serving: {error}")

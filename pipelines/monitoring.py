@@ -22,9 +22,9 @@ def monitoring_pipeline(config: MonitoringConfig) -> None:
     """``config``: the monitoring, drift and policy sections of configs/monitoring.yaml."""
     scorer, info = load_champion()
     reference = load_reference()
-    current, labelled, matured = read_current_window(settings=config.monitoring)
+    current, labelled, matured, matured_rows = read_current_window(settings=config.monitoring)
     quality = check_data_quality(current, reference)
     report, summary, decision = assess_window(
-        scorer, info, reference, current, labelled, matured, quality, config=config
+        scorer, info, reference, current, labelled, matured, matured_rows, quality, config=config
     )
     record_decision(decision, summary, quality)

@@ -24,13 +24,13 @@ from steps.training.read_labelled_traffic import read_labelled_traffic
 
 @pipeline(model=FRAUD_DETECTOR, settings=PIPELINE_SETTINGS)
 def retraining_pipeline(
-    config: TrainingFile, window_days: float, champion: ChampionData, legit_after_days: float | None = None
+    config: TrainingFile, window_days: float, champion: ChampionData, legit_after_seconds: float | None = None
 ) -> None:
     """``config`` as for the training pipeline (its data section gives the split); ``window_days`` from
     configs/monitoring.yaml ``retraining:``; ``champion``: ``steps.champion.current().data()``;
-    ``legit_after_days``: see :func:`steps.training.read_labelled_traffic.read_labelled_traffic`."""
+    ``legit_after_seconds``: see :func:`steps.training.read_labelled_traffic.read_labelled_traffic`."""
     train, validation, test = (Client().get_artifact_version(champion.artifacts[name]) for name in CHAMPION_DATA)
-    traffic = read_labelled_traffic(legit_after_days=legit_after_days)
+    traffic = read_labelled_traffic(legit_after_seconds=legit_after_seconds)
     raw = build_retraining_set(train, validation, test, traffic, window_days=window_days, replaces=champion.label)
     new_train, new_validation, new_test = gate(raw, config.data.split)
     # The retraining set is not the synthetic default: no Bayes-optimal score for its test period.

@@ -189,6 +189,8 @@ def save_to_model_store(
     import tempfile
 
     import bentoml
+    import fs.errors
+    from bentoml.exceptions import BentoMLException
 
     with tempfile.TemporaryDirectory() as tmp:
         scorer.save(tmp)
@@ -201,8 +203,8 @@ def save_to_model_store(
         existing = _stored_as(tag, digest)
     except DifferentModel:
         raise
-    except Exception as error:  # noqa: BLE001 - another process is writing this tag now
-        return _once_stored(tag, digest, error)
+    except Exception as error:  # noqa: BLE001 - whatever reading a half-copied model raises
+        return _once_stored(tag, digest, error)  # another process is writing this tag now
     if existing is not None:
         return existing
     try:
@@ -210,11 +212,11 @@ def save_to_model_store(
                                    metadata={**_store_metadata(scorer), DIGEST_KEY: digest}) as model:
             scorer.save(model.path)
             model.info.labels[CONTENT_LABEL] = content_version(model.path)
-    except Exception as error:  # noqa: BLE001 - re-raised by _once_stored unless another process stored it
+    except (BentoMLException, OSError, fs.errors.FSError) as error:
         # Another process (a concurrent deployment) registered the same tag between the check and
         # the create: BentoML's store refuses the second (BentoMLException), or both created its
         # directory at once (the file system's DirectoryExists). Its model is used once written whole,
-        # if it is this scorer.
+        # if it is this scorer; with no such model, the error is raised (after the wait).
         return _once_stored(tag, digest, error)
     return bentoml.models.get(tag)
 
@@ -223,8 +225,9 @@ class DifferentModel(ValueError):
     """The store already holds another scorer under the tag."""
 
 
-class _Incomplete(Exception):
-    """The stored model's files are not all there yet (another process is copying them in)."""
+class IncompleteModel(Exception):
+    """The stored model's files do not hash to the content recorded with it: another process is
+    still copying them in (or they changed since)."""
 
 
 def _once_stored(tag: str, digest: str, error: Exception, timeout: float = 60.0):
@@ -244,13 +247,14 @@ def _once_stored(tag: str, digest: str, error: Exception, timeout: float = 60.0)
 
 def _stored_as(tag: str, digest: str):
     """The stored model ``tag`` if it holds the scorer with ``digest``; None if there is none;
-    :class:`DifferentModel` if it holds another; :class:`_Incomplete` while its files are still being written."""
+    :class:`DifferentModel` if it holds another; :class:`IncompleteModel` while its files are still
+    being written."""
     existing = stored_model(tag)
     if existing is None:
         return None
     files = existing.info.labels.get(CONTENT_LABEL)  # None: stored before the label was kept
     if files is not None and (found := content_version(existing.path)) != files:
-        raise _Incomplete(f"the stored {tag}'s files hash to {found}, not to the {files} recorded with it "
+        raise IncompleteModel(f"the stored {tag}'s files hash to {found}, not to the {files} recorded with it "
                           "(still being written by another process, or changed since)")
     if existing.info.metadata.get(DIGEST_KEY) != digest:
         raise DifferentModel(f"the BentoML model store already holds a different {tag}")

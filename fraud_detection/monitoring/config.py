@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from fraud_detection.config import Section, load_file
+from fraud_detection.data.schema import SECONDS_PER_DAY
 from fraud_detection.monitoring.drift import DriftConfig
 from fraud_detection.monitoring.policy import MonitoringPolicy
 from fraud_detection.simulation.traffic import LabelDelay
@@ -21,18 +22,18 @@ from fraud_detection.simulation.traffic import LabelDelay
 class MonitoringSettings(Section):
     """The ``monitoring`` section."""
 
-    # The current window: the latest window_rows scored transactions of the prediction log.
+    # The latest window: the latest window_rows scored transactions of the prediction log.
     window_rows: int = Field(5000, ge=100)
-    # The wait after which a payment's label is taken as known: each run's labelled checks judge the
-    # window of payments scored this long ago (fraud_detection/monitoring/windows.py; bench/monitoring.py
-    # measures them at this wait), beside the latest window on the labels known now. Legit payments
-    # are final after 2 days, chargebacks arrive after ~4 days (median, log-normal): 87 % of frauds
-    # are known after 7 days, 99.4 % after 14.
+    # The wait after which a payment's label is taken as known (configs/monitoring.yaml says why 14):
+    # each run's labelled checks also judge the window scored this long ago.
     label_wait_days: float = Field(14.0, ge=0)
-    # A payment scored longer ago than label_wait_days that no label reports is legitimate (a
-    # chargeback file lists only frauds), for the labelled checks and the retraining set. false: only
-    # stored labels count.
+    # A payment scored longer ago than label_wait_days that no label reports is legitimate.
     implied_legit: bool = True
+
+    @property
+    def legit_after_seconds(self) -> float | None:
+        """``labelled_window``'s ``legit_after``: the wait in seconds, or None without implied_legit."""
+        return self.label_wait_days * SECONDS_PER_DAY if self.implied_legit else None
 
 
 class MonitoringConfig(Section):

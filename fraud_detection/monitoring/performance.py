@@ -9,9 +9,10 @@ Beyond the usual metrics at the decision threshold (:func:`performance_on_labell
 use the reference's labels:
 
 * **Fraud rate** (:func:`assess_labelled`): frauds among the labelled rows against the
-  reference's fraud rate *at the same hours of day* (one-sided exact test; a fraud wave). Frauds
-  whose chargeback has not arrived yet make the observed rate lower, never higher, so a one-sided
-  test stays valid while labels are incomplete.
+  reference's fraud rate *at the same hours of day* (one-sided exact test; a fraud wave). It
+  speaks for the window only when (nearly) all of it is labelled: the policy
+  (``min_label_coverage``) does not judge it otherwise, since the labels known early (analysts'
+  reviews of alerts, the first chargebacks) are mostly frauds.
 * **New fraud pattern**: a handful of frauds of a new kind changes nothing measurable in the
   distribution of 5,000 payments (0.17 % of rows are frauds), and the model scores them like
   legitimate payments (it never saw frauds there), so neither feature drift, score drift nor the

@@ -14,6 +14,13 @@ What retrains is what shows that the model is hurt -- its outputs or its outcome
   p-value) or below ``min_recall``; average precision more than ``max_ap_drop`` below the
   champion's.
 
+The labelled checks judge two windows (:mod:`fraud_detection.monitoring.windows`): the latest, on
+the labels known now, and the one scored the label wait ago. The fraud rate and performance
+compare shares of the labelled payments, so they judge a window only when at least
+``min_label_coverage`` of its payments is labelled: the labels known for fresh payments (an
+analyst's reviews of the alerts, the first chargebacks) are no random sample, and their fraud rate
+says nothing about the window's. A novel missed fraud is evidence on its own, in any window.
+
 **Feature drift alone does not retrain** (``retrain_on_feature_drift: false``): it is reported --
 which features moved beyond the sampling noise of a window this size, and by how much -- with the
 decision. The legitimate population of card payments moves from one day to the next (on the
@@ -46,7 +53,7 @@ from fraud_detection.monitoring.drift import DriftResult
 from fraud_detection.monitoring.thresholds import P_VALUE_METHODS
 from fraud_detection.monitoring.performance import PerformanceResult
 
-__all__ = ["ACTIONS", "Decision", "MonitoringPolicy", "decide"]
+__all__ = ["ACTIONS", "LATEST_WINDOW", "Decision", "LabelledWindow", "MonitoringPolicy", "decide"]
 
 ACTIONS = ("retrain", "none")
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -65,6 +72,10 @@ class MonitoringPolicy(Section):
     min_novel_frauds: int | None = Field(1, ge=1)
     # Performance checks judge windows with at least this many labelled frauds.
     min_labelled_frauds: int = Field(20, ge=1)
+    # The fraud-rate and performance checks judge a window only when at least this share of its
+    # payments is labelled: the labels known for fresh payments (analysts' reviews of alerts, early
+    # chargebacks) are no random sample of them. The new-fraud-pattern check judges any labelled fraud.
+    min_label_coverage: Probability = 0.95
     max_recall_p_value: Probability | None = 1e-3
     min_recall: Probability | None = None
     max_ap_drop: Probability | None = 0.3
@@ -153,33 +164,49 @@ def _drift_reasons(drift: DriftResult, policy: MonitoringPolicy, triggers: dict,
 
 
 LABEL_CHECKS = ("fraud_rate", "novel_frauds", "recall", "average_precision")
+LATEST_WINDOW = "latest window"
+
+
+@dataclass(frozen=True)
+class LabelledWindow:
+    """A window's labelled checks: its ``name`` (named in the reasons), its payments (``rows``), and
+    the :class:`PerformanceResult` of its labelled ones (None: none is labelled)."""
+
+    name: str
+    rows: int
+    performance: PerformanceResult | None
+
+    @property
+    def coverage(self) -> float:
+        labelled = 0 if self.performance is None else self.performance.performance.n_labelled
+        return labelled / self.rows if self.rows else 0.0
 
 
 def _label_reasons(
-    performance: PerformanceResult | None, policy: MonitoringPolicy, triggers: dict, all_reasons: list,
-    all_notes: list, window: str,
+    window: LabelledWindow, policy: MonitoringPolicy, triggers: dict, all_reasons: list, all_notes: list
 ) -> None:
     """The labelled checks of one window; ``triggers`` of several windows add up (any window fires)."""
     found: dict[str, bool] = dict.fromkeys(LABEL_CHECKS, False)
     reasons: list[str] = []
     notes: list[str] = []
-    _judge_labels(performance, policy, found, reasons, notes)
+    _judge_labels(window, policy, found, reasons, notes)
     for key, fired in found.items():
         triggers[key] = triggers.get(key, False) or fired
-    all_reasons.extend(f"{window}: {r}" for r in reasons)
-    all_notes.extend(f"{window}: {n}" for n in notes)
+    all_reasons.extend(f"{window.name}: {r}" for r in reasons)
+    all_notes.extend(f"{window.name}: {n}" for n in notes)
 
 
-def _judge_labels(
-    performance: PerformanceResult | None, policy: MonitoringPolicy, triggers: dict, reasons: list, notes: list
-) -> None:
+def _judge_labels(window: LabelledWindow, policy: MonitoringPolicy, triggers: dict, reasons: list,
+                  notes: list) -> None:
+    performance = window.performance
     if performance is None:
-        notes.append("no labelled rows: fraud rate, new fraud pattern and performance not checked")
+        notes.append(f"no labelled rows of {window.rows:,}: fraud rate, new fraud pattern and performance not checked")
         return
     perf = performance.performance
+    complete = window.coverage >= policy.min_label_coverage
 
     rate, limit = performance.fraud_rate, policy.max_fraud_rate_p_value
-    if rate is not None and limit is not None and rate.p_value < limit:
+    if rate is not None and limit is not None and rate.p_value < limit and complete:
         triggers["fraud_rate"] = True
         reasons.append(
             f"fraud rate {rate.rate:.2%} among {rate.rows:,} labelled rows vs {rate.reference_rate:.2%} "
@@ -200,6 +227,13 @@ def _judge_labels(
     elif novelty is None and policy.min_novel_frauds is not None:
         notes.append("new fraud pattern not checked: the reference has too few frauds")
 
+    if not complete:
+        notes.append(
+            f"{perf.n_labelled:,} of {window.rows:,} payments labelled ({window.coverage:.1%} < "
+            f"{policy.min_label_coverage:.0%}): fraud rate and performance not judged (the labels known "
+            "this early are no random sample of the payments)"
+        )
+        return
     if perf.n_frauds < policy.min_labelled_frauds:
         notes.append(
             f"performance not judged: {perf.n_frauds} labelled frauds < {policy.min_labelled_frauds} required"
@@ -233,19 +267,17 @@ def _judge_labels(
         )
 
 
-LATEST_WINDOW = "latest window"
-
-
 def decide(
     drift_result: DriftResult,
-    performance: PerformanceResult | None,
+    performance: PerformanceResult | LabelledWindow | None,
     policy: MonitoringPolicy | None = None,
-    matured: tuple[str, PerformanceResult | None] | None = None,
+    matured: LabelledWindow | None = None,
 ) -> Decision:
     """Apply the policy to a window's drift result and (optional) labelled performance.
 
-    ``performance``: the labelled checks on the latest window (its labels known now). ``matured``:
-    ``(name, performance)`` of the window that ended the label wait ago, when its labels are in
+    ``performance``: the labelled checks of the latest window, as a :class:`LabelledWindow` (its
+    labels known now, of its ``rows`` payments), or a bare :class:`PerformanceResult` of a window
+    judged whole. ``matured``: the window that ended the label wait ago, when its labels are in
     (see :mod:`fraud_detection.monitoring.windows`); a labelled check that fires on either window
     triggers, and each reason names its window.
     """
@@ -255,9 +287,12 @@ def decide(
     notes: list[str] = []
     alarms: list[str] = []
     _drift_reasons(drift_result, policy, triggers, reasons, notes)
-    _label_reasons(performance, policy, triggers, reasons, notes, LATEST_WINDOW)
+    if not isinstance(performance, LabelledWindow):
+        rows = 0 if performance is None else performance.performance.n_labelled
+        performance = LabelledWindow(LATEST_WINDOW, rows, performance)
+    _label_reasons(performance, policy, triggers, reasons, notes)
     if matured is not None:
-        _label_reasons(matured[1], policy, triggers, reasons, notes, matured[0])
+        _label_reasons(matured, policy, triggers, reasons, notes)
     quality = drift_result.quality
     triggers["data_quality"] = not quality.passed
     if not quality.passed:

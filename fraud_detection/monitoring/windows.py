@@ -25,45 +25,48 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fraud_detection.data.schema import SECONDS_PER_DAY
+from fraud_detection.monitoring.config import MonitoringSettings
 from fraud_detection.serving.label_store import labelled_window
 from fraud_detection.serving.prediction_log import LOGGED_AT
 
-__all__ = ["MonitoringWindows", "monitoring_windows"]
+__all__ = ["MonitoringWindows", "matured_window_name", "monitoring_windows"]
+
+
+def matured_window_name(label_wait_days: float) -> str:
+    """How the reasons and notes name the matured window."""
+    return f"window scored {label_wait_days:g} days ago"
 
 
 @dataclass(frozen=True)
 class MonitoringWindows:
     """``current``: the latest payments; ``labelled``: those of them labelled now; ``matured``: the
-    labelled payments of the window that ended ``label_wait_days`` ago (empty before there is one)."""
+    labelled payments of the window that ended ``label_wait_days`` ago (empty before there is one),
+    of ``matured_rows`` payments logged up to ``matured_until``."""
 
     current: pd.DataFrame
     labelled: pd.DataFrame
     matured: pd.DataFrame
+    matured_rows: int
     matured_until: float
 
 
 def monitoring_windows(
-    log: pd.DataFrame,
-    labels: pd.DataFrame,
-    now: float,
-    window_rows: int,
-    label_wait_days: float,
-    implied_legit: bool = True,
+    log: pd.DataFrame, labels: pd.DataFrame, now: float, settings: MonitoringSettings
 ) -> MonitoringWindows:
-    """The latest ``window_rows`` rows of ``log`` (sorted by ``logged_at``), and the ``window_rows``
-    rows logged before ``now - label_wait_days``, each joined to the labels known at ``now``."""
-    if window_rows < 1:
-        raise ValueError(f"window_rows must be >= 1, got {window_rows}")
-    wait = label_wait_days * SECONDS_PER_DAY
-    legit_after = wait if implied_legit else None
-    until = now - wait
-    current = log.tail(window_rows).reset_index(drop=True)
+    """The latest ``settings.window_rows`` rows of ``log`` (sorted by ``logged_at``), and the
+    ``window_rows`` rows before them logged by ``now - label_wait_days``, each joined to the labels
+    known at ``now``."""
+    rows = settings.window_rows
+    legit_after = settings.legit_after_seconds
+    until = now - settings.label_wait_days * SECONDS_PER_DAY
+    current = log.tail(rows).reset_index(drop=True)
     # Before the latest window: a log quieter than the wait does not judge the same rows twice.
-    before = log.iloc[: max(len(log) - window_rows, 0)]
-    older = before.loc[before[LOGGED_AT].to_numpy(float) <= until].tail(window_rows).reset_index(drop=True)
+    before = log.iloc[: max(len(log) - rows, 0)]
+    older = before.loc[before[LOGGED_AT].to_numpy(float) <= until].tail(rows).reset_index(drop=True)
     return MonitoringWindows(
         current=current,
         labelled=labelled_window(current, labels, as_of=now, legit_after=legit_after),
         matured=labelled_window(older, labels, as_of=now, legit_after=legit_after),
+        matured_rows=len(older),
         matured_until=until,
     )

@@ -306,7 +306,7 @@ def labelled_window(
     :func:`fraud_detection.serving.transaction_id.with_transaction_ids`). Of the labels known at
     ``as_of`` the latest per transaction wins (:func:`latest_labels`), whatever its source. Returns
     the prediction rows in their order, with ``Class``, ``label_time`` and ``label_source`` added;
-    unlabelled predictions are left out.
+    unlabelled predictions are left out (but see ``legit_after``).
 
     One label labels one prediction: when a transaction id was scored more than once (a client's
     retry, or a client reusing an id), only its last prediction -- the answer that stood -- gets the
@@ -324,6 +324,8 @@ def labelled_window(
         raise ValueError("as_of is required")
     if legit_after is not None and not (math.isfinite(legit_after) and legit_after >= 0):
         raise ValueError(f"legit_after must be a finite number of seconds >= 0, got {legit_after!r}")
+    if legit_after is not None and LOGGED_AT not in predictions.columns:
+        raise ValueError(f"legit_after needs the predictions' {LOGGED_AT} column (when each was scored)")
     clashing = [c for c in (LABEL, LABEL_TIME, LABEL_SOURCE) if c in predictions.columns]
     if clashing:
         raise ValueError(f"predictions already have column(s) {', '.join(clashing)}; drop them before joining")

@@ -15,6 +15,8 @@ from fraud_detection.monitoring import (
     detect_drift,
 )
 from fraud_detection.monitoring.config import MonitoringConfig
+from fraud_detection.monitoring.policy import LATEST_WINDOW, LabelledWindow
+from fraud_detection.monitoring.windows import matured_window_name
 from fraud_detection.names import Artifact
 
 
@@ -26,6 +28,7 @@ def assess_window(
     current_window: pd.DataFrame,
     labelled_window: pd.DataFrame,
     matured_window: pd.DataFrame,
+    matured_window_rows: int,
     data_quality: dict[str, Any],
     config: MonitoringConfig,
 ) -> tuple[
@@ -54,9 +57,10 @@ def assess_window(
         )
 
     performance, matured = labelled(labelled_window), labelled(matured_window)
-    wait = config.monitoring.label_wait_days
-    matured_name = f"window scored {wait:g} days ago"
-    decision = decide(drift, performance, config.policy, matured=(matured_name, matured))
+    decision = decide(
+        drift, LabelledWindow(LATEST_WINDOW, len(current_window), performance), config.policy,
+        matured=LabelledWindow(matured_window_name(config.monitoring.label_wait_days), matured_window_rows, matured),
+    )
 
     run = get_step_context().pipeline_run
     target = paths.reports_dir() / "monitoring" / run.name

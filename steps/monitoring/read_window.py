@@ -17,20 +17,23 @@ from materializers.transactions import TransactionsMaterializer
 
 def _span(frame: pd.DataFrame) -> dict:
     if frame.empty:
-        return {"rows": 0}
-    return {"rows": len(frame), "from": float(frame[LOGGED_AT].min()), "to": float(frame[LOGGED_AT].max()),
-            "frauds": int(frame[LABEL].sum()) if LABEL in frame.columns else None,
-            "implied_legit": frame.attrs.get("implied_legit", 0)}
+        return {"labelled_rows": 0}
+    return {"labelled_rows": len(frame), "from": float(frame[LOGGED_AT].min()), "to": float(frame[LOGGED_AT].max()),
+            "frauds": int(frame[LABEL].sum()), "implied_legit": frame.attrs.get("implied_legit", 0)}
 
 
-@step(enable_cache=False, output_materializers=TransactionsMaterializer)
+WINDOWS = (Artifact.CURRENT_WINDOW, Artifact.LABELLED_WINDOW, Artifact.MATURED_WINDOW)
+
+
+@step(enable_cache=False, output_materializers=dict.fromkeys(WINDOWS, TransactionsMaterializer))
 def read_current_window(settings: MonitoringSettings) -> tuple[
     Annotated[pd.DataFrame, Artifact.CURRENT_WINDOW],
     Annotated[pd.DataFrame, Artifact.LABELLED_WINDOW],
     Annotated[pd.DataFrame, Artifact.MATURED_WINDOW],
+    Annotated[int, Artifact.MATURED_WINDOW_ROWS],
 ]:
-    """The latest scored transactions, those labelled by now, and the labelled window that ended the
-    label wait ago (:mod:`fraud_detection.monitoring.windows`).
+    """The latest scored transactions, those labelled by now, and the labelled payments of the window
+    that ended the label wait ago, of how many (:mod:`fraud_detection.monitoring.windows`).
 
     Requests marked synthetic (smoke tests, probes) are left out: they are not payments.
     """
@@ -42,8 +45,7 @@ def read_current_window(settings: MonitoringSettings) -> tuple[
             "send traffic to the service first (python run.py --simulate)"
         )
     now = time.time()
-    windows = monitoring_windows(log, read_labels(known_by=now), now, settings.window_rows,
-                                 settings.label_wait_days, settings.implied_legit)
+    windows = monitoring_windows(log, read_labels(known_by=now), now, settings)
     current = windows.current
     log_metadata(
         {
@@ -54,10 +56,10 @@ def read_current_window(settings: MonitoringSettings) -> tuple[
             "model_versions": sorted(map(str, current["model_version"].unique())),
             "from": float(current[LOGGED_AT].min()),
             "to": float(current[LOGGED_AT].max()),
-            "matured_window": {**_span(windows.matured), "until": windows.matured_until,
-                               "label_wait_days": settings.label_wait_days},
+            "matured_window": {**_span(windows.matured), "payments": windows.matured_rows,
+                               "until": windows.matured_until, "label_wait_days": settings.label_wait_days},
         },
         infer_artifact=True,
         artifact_name=Artifact.CURRENT_WINDOW,
     )
-    return current, windows.labelled, windows.matured
+    return current, windows.labelled, windows.matured, windows.matured_rows

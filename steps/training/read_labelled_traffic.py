@@ -7,7 +7,6 @@ import pandas as pd
 from zenml import log_metadata, step
 
 from fraud_detection.data import schema
-from fraud_detection.data.schema import SECONDS_PER_DAY
 from fraud_detection.names import Artifact
 from fraud_detection.serving.label_store import labelled_window, read_labels
 from fraud_detection.serving.prediction_log import read_window, without_synthetic
@@ -17,18 +16,19 @@ from materializers.transactions import TransactionsMaterializer
 
 # Never cached: the log and the labels grow behind the same (empty) parameters.
 @step(enable_cache=False, output_materializers=TransactionsMaterializer)
-def read_labelled_traffic(legit_after_days: float | None = None) -> Annotated[pd.DataFrame, Artifact.LABELLED_TRAFFIC]:
+def read_labelled_traffic(
+    legit_after_seconds: float | None = None,
+) -> Annotated[pd.DataFrame, Artifact.LABELLED_TRAFFIC]:
     """Every scored transaction of the prediction log whose true label is known now, in the Kaggle columns.
 
     Read where the service writes (the prediction log and the label store), inside the pipeline, so
     the retraining set's lineage starts at the traffic it learned from. Synthetic requests are left out.
-    ``legit_after_days`` (``monitoring.label_wait_days`` when ``monitoring.implied_legit``): a payment
-    scored longer ago with no fraud label is legitimate, as the monitoring run reads it.
+    ``legit_after_seconds`` (``MonitoringSettings.legit_after_seconds``): a payment scored longer ago
+    with no fraud label is legitimate, as the monitoring run reads it.
     """
     now = time.time()
     logged = without_synthetic(read_window())
-    legit_after = None if legit_after_days is None else legit_after_days * SECONDS_PER_DAY
-    labelled = labelled_window(logged, read_labels(known_by=now), as_of=now, legit_after=legit_after)
+    labelled = labelled_window(logged, read_labels(known_by=now), as_of=now, legit_after=legit_after_seconds)
     traffic = labelled_transactions(labelled)
     log_metadata(
         {

@@ -15,6 +15,7 @@ from fraud_detection.monitoring import (
     detect_drift,
 )
 from fraud_detection.monitoring.config import MonitoringFile, load_monitoring_file
+from fraud_detection.monitoring.policy import LATEST_WINDOW, LabelledWindow
 from fraud_detection.simulation import synthetic
 from tests.monitoring.conftest import window
 
@@ -85,19 +86,39 @@ def test_a_new_pattern_whose_labels_are_not_in_yet_retrains_when_its_window_has_
     frame, available_at = window("new_fraud_pattern", hour=2.0, seed=41, strength=1.0)
     scores, threshold = champion.predict(frame), champion.scorer.threshold
     drift = detect_drift(prepared, frame, None, scores, CONFIG, decision_threshold=threshold)
+    label_free_off = MonitoringPolicy(retrain_on_prediction_drift=False, max_alert_rate_p_value=None)
     # Today: the latest window's labels known one hour after its last payment (legitimate ones need 2 days).
     known_now = available_at <= frame[schema.TIME].max() + 3600
     latest = assess_labelled(prepared, frame.loc[known_now], scores[known_now], threshold, CONFIG, champion.metrics)
-    today = decide(drift, latest if known_now.any() else None, MonitoringPolicy(retrain_on_prediction_drift=False,
-                                                                                 max_alert_rate_p_value=None))
+    today = decide(drift, LabelledWindow(LATEST_WINDOW, len(frame), latest if known_now.any() else None),
+                   label_free_off)
     assert not today.retrain, today.reasons
     # The same payments judged when their window has matured (the 7-day wait): a retrain, its window named.
     _, _, matured = monitor(prepared, champion, frame, available_at)
-    later = decide(drift, None, MonitoringPolicy(retrain_on_prediction_drift=False, max_alert_rate_p_value=None),
-                   matured=("window scored 7 days ago", matured))
+    later = decide(drift, LabelledWindow(LATEST_WINDOW, len(frame), None), label_free_off,
+                   matured=LabelledWindow("window scored 7 days ago", len(frame), matured))
     assert later.retrain and later.triggers["novel_frauds"]
     assert all(r.startswith("window scored 7 days ago: ") for r in later.reasons), later.reasons
-    assert "latest window: no labelled rows: fraud rate, new fraud pattern and performance not checked" in later.notes
+    assert ("latest window: no labelled rows of 3,000: fraud rate, new fraud pattern and performance not checked"
+            in later.notes)
+
+
+def test_the_labels_of_fresh_payments_judge_no_rate(prepared, champion):
+    """An analyst's reviews of today's alerts are mostly frauds: their fraud rate says nothing of the window's."""
+    frame, _ = window(hour=14.0, seed=52)
+    scores, threshold = champion.predict(frame), champion.scorer.threshold
+    drift = detect_drift(prepared, frame, None, scores, CONFIG, decision_threshold=threshold)
+    reviewed = frame.loc[np.argsort(-scores)[:30]].copy()  # the 30 highest scores, reviewed at once
+    reviewed[schema.LABEL] = 1
+    reviewed_scores = np.sort(scores)[::-1][:30]
+    performance = assess_labelled(prepared, reviewed, reviewed_scores, threshold, CONFIG, champion.metrics)
+    assert performance.fraud_rate.p_value < 1e-6  # 100 % frauds among the labelled: the test alone would fire
+    decision = decide(drift, LabelledWindow(LATEST_WINDOW, len(frame), performance), MonitoringPolicy())
+    assert not decision.triggers["fraud_rate"] and not decision.triggers["recall"]
+    assert any(n.startswith("latest window: 30 of 3,000 payments labelled (1.0% < 95%): fraud rate and performance "
+                            "not judged") for n in decision.notes), decision.notes
+    # The same labels on a window judged whole (coverage 1) would fire: the coverage rule is what holds it.
+    assert decide(drift, performance, MonitoringPolicy()).triggers["fraud_rate"]
 
 
 def test_a_covariate_shift_is_reported_with_the_features_it_moved(prepared, champion):
