@@ -320,12 +320,15 @@ def loop_figures() -> dict:
         return {"loop_seconds": None, "failed_requests_during_swap": None,
                 "loop_note": "bench/loop.py has not run: no bench/results/loop.json"}
     loop = json.loads(LOOP_RESULTS.read_text())
+    runs = loop.get("loop_runs") or []
     return {
         "loop_seconds": loop["loop_seconds"],
         "failed_requests_during_swap": loop["failed_requests_during_swap"],
         "loop_note": (
-            f"from bench/results/loop.json (bench/loop.py, full-size data): decision {loop['decision']}, "
-            f"promoted {loop['promoted']}, {loop['requests_during_loop']:,} client requests during the loop"
+            f"from bench/results/loop.json (bench/loop.py, full-size data): {len(runs)} loop runs, decisions "
+            f"{', '.join(str(r.get('decision')) for r in runs)}, promoted "
+            f"{', '.join(str(r.get('promoted')) for r in runs)}; "
+            f"{loop.get('requests_during_loop', 0):,} client requests during the loops"
         ),
     }
 

@@ -78,3 +78,23 @@ def test_quick_benchmark_runs_end_to_end_and_reports_its_figures(module):
         assert 0 < figures["peak_rss_gib_max"] < 8 and "training_slope_loglog" in figures
         assert figures["log_read_seconds"] and figures["monitoring_seconds"] and figures["scoring_rows_per_s"]
         assert (PROJECT_ROOT / figures["plot"]).exists() or os.path.exists(figures["plot"])
+
+
+def test_the_monitoring_benchmark_reads_the_committed_loop_result():
+    # It quotes the loop benchmark's figures at its end: a change of loop.json's layout broke it after
+    # hours of work once.
+    from bench.monitoring import loop_figures
+
+    figures = loop_figures()
+    assert figures["loop_seconds"] > 0 and figures["failed_requests_during_swap"] == 0
+    assert "loop runs, decisions retrain" in figures["loop_note"]
+
+
+def test_monitoring_benchmark_quick_run_judges_windows_as_the_pipeline_does():
+    result = _bench("bench.monitoring", "--quick")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["no_change_windows"] > 0 and 0 <= figures["false_alarm_rate"] <= 1
+    assert set(figures["power_by_label_wait_days"]["new_fraud_pattern"]) == {"2", "4", "7", "14"}
+    # Judged at the 14-day wait, a new fraud pattern retrains (the windows are fully labelled by then).
+    assert figures["power_new_fraud_pattern"] > 0
