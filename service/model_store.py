@@ -255,7 +255,7 @@ def _stored_as(tag: str, digest: str):
     files = existing.info.labels.get(CONTENT_LABEL)  # None: stored before the label was kept
     if files is not None and (found := content_version(existing.path)) != files:
         raise IncompleteModel(f"the stored {tag}'s files hash to {found}, not to the {files} recorded with it "
-                          "(still being written by another process, or changed since)")
+                              "(still being written by another process, or changed since)")
     if existing.info.metadata.get(DIGEST_KEY) != digest:
         raise DifferentModel(f"the BentoML model store already holds a different {tag}")
     return existing
