@@ -6,9 +6,9 @@ first sends a day of traffic with :func:`traffic_with_chargebacks`: each transac
 issuer's own ``transaction_id``, the true labels are written as a chargeback file (the simulator's
 ``labels_out``) and that file is imported by :func:`fraud_detection.serving.label_import.import_label_file`
 -- the code ``python run.py --labels FILE.csv`` runs on a team's own file. So the retraining that
-follows learns from labels that came in the way a real team's do. A retraining that fails, or a retrained model that does not
-beat the champion, leaves the champion serving: promotion happens only at the end of a successful
-training run, and only a promoted model is deployed.
+follows learns from labels that came in the way a real team's do. A retraining that fails, or a
+retrained model that does not beat the champion, leaves the champion serving: promotion happens only
+at the end of a successful training run, and only a promoted model is deployed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable
 
 from fraud_detection import paths
-
 from fraud_detection.monitoring.config import MonitoringFile
 from fraud_detection.names import Artifact, Step
 from fraud_detection.serving.config import DeploymentConfig
@@ -95,6 +94,8 @@ def monitor_and_retrain(
         training_run = retraining_pipeline(
             config=config, window_days=retraining.window_days, champion=champion.current().data(),
             legit_after_seconds=monitoring.monitoring.legit_after_seconds,
+            settle_rows=monitoring.monitoring.window_rows,
+            min_label_coverage=monitoring.policy.min_label_coverage,
         )
     except Exception as error:  # the champion keeps serving; say why and stop here
         echo(f"retraining failed, the champion keeps serving: {error}")

@@ -7,6 +7,8 @@ import pandas as pd
 
 from fraud_detection.data import schema
 from fraud_detection.data.schema import SECONDS_PER_DAY
+from fraud_detection.serving import transaction_id as tid
+from fraud_detection.serving.prediction_log import LOGGED_AT
 
 
 def labelled_transactions(labelled: pd.DataFrame) -> pd.DataFrame:
@@ -16,6 +18,49 @@ def labelled_transactions(labelled: pd.DataFrame) -> pd.DataFrame:
     frame = unique[list(schema.TRANSACTION_FIELDS)].astype(float)
     frame[schema.LABEL] = unique[schema.LABEL].astype(int).to_numpy()
     return frame.reset_index(drop=True)
+
+
+def settled_traffic(scored: pd.DataFrame, labelled: pd.DataFrame, block_rows: int, min_coverage: float) -> pd.DataFrame:
+    """The labelled rows of the stretches of traffic whose labels are (nearly) all in.
+
+    ``scored``: prediction-log rows (with ``logged_at``); ``labelled``: their
+    :func:`~fraud_detection.serving.label_store.labelled_window`. The scored payments, one per
+    transaction (the last prediction of a reused id, as ``labelled_window`` keeps), in the order they
+    were scored, are cut into blocks of ``block_rows``; a block's labelled rows stay only if at least
+    ``min_coverage`` of its payments is labelled (the monitoring policy's ``min_label_coverage``).
+
+    Why: the labels known for fresh payments -- an analyst's reviews of the alerts, the first
+    chargebacks -- are mostly frauds. A retraining set taking them would learn a fraud rate many times
+    the true one, and since :func:`retraining_window` keeps the latest days, its validation and test
+    periods would be those frauds alone. With a chargeback file and implied legitimate payments the
+    traffic therefore ends about the label wait ago; with labels for every payment (``make run``) all
+    of it stays. ``attrs``: ``settled_blocks``, ``blocks``, ``left_out_labelled`` (labelled rows of
+    unsettled blocks) and ``settled_until`` (``logged_at`` of the newest settled payment, or None).
+    """
+    if block_rows < 1 or not 0 <= min_coverage <= 1:
+        raise ValueError(f"block_rows must be >= 1 and min_coverage in [0, 1], got {block_rows}, {min_coverage}")
+    payments = tid.with_transaction_ids(scored.reset_index(drop=True)).drop_duplicates(tid.TRANSACTION_ID, keep="last")
+    order = np.argsort(payments[LOGGED_AT].to_numpy(float), kind="stable")
+    ids = payments[tid.TRANSACTION_ID].to_numpy(object)[order]
+    block_of = pd.Series(np.arange(len(ids)) // block_rows, index=pd.Index(ids, dtype=object))
+    blocks = int(block_of.iloc[-1]) + 1 if len(ids) else 0
+    labelled_block = block_of.reindex(labelled[tid.TRANSACTION_ID].astype(object)).to_numpy()
+    if np.isnan(labelled_block.astype(float)).any():
+        raise ValueError("labelled rows must be rows of the scored payments (labelled_window of them)")
+    labelled_block = labelled_block.astype(np.int64)
+    sizes = np.bincount(block_of.to_numpy(np.int64), minlength=blocks)
+    coverage = np.bincount(labelled_block, minlength=blocks) / np.maximum(sizes, 1)
+    settled = coverage >= min_coverage
+    keep = settled[labelled_block] if blocks else np.zeros(0, bool)
+    kept = labelled.loc[keep].reset_index(drop=True)
+    kept.attrs.update(
+        labelled.attrs,
+        settled_blocks=int(settled.sum()),
+        blocks=blocks,
+        left_out_labelled=int((~keep).sum()),
+        settled_until=float(kept[LOGGED_AT].max()) if len(kept) else None,
+    )
+    return kept
 
 
 def retraining_window(older: pd.DataFrame, new: pd.DataFrame, window_days: float) -> pd.DataFrame:

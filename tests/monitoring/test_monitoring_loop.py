@@ -128,6 +128,9 @@ def test_a_new_fraud_pattern_retrains_promotes_and_redeploys_without_failed_requ
     assert built.inputs["champion_train"][0].id == record.artifact(Artifact.TRAIN).id
     traffic = built.inputs["labelled_traffic"][0]
     assert traffic.run_metadata["rows"] > 0 and traffic.run_metadata["frauds"] > 0
+    # Its labels arrived at once: every block of scored payments is settled, no label left out.
+    assert traffic.run_metadata["settled_blocks"] == traffic.run_metadata["blocks"] > 0
+    assert traffic.run_metadata["left_out_labelled"] == 0
     retraining_set = built.outputs[Artifact.RAW][0]
     assert retraining_set.run_metadata["replaces_model"] == record.label
     assert retraining.steps[Step.SPLIT].outputs[Artifact.TRAIN][0].run_metadata["data_fingerprint"].startswith("sha256:")
