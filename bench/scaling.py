@@ -14,7 +14,10 @@ fits the slope of log(cost) against log(size) (1 = linear; above 1 grows faster 
   ``assess_labelled`` against a reference the size of the champion's training rows) against the
   window's rows;
 * **scoring**: ``FraudScorer.predict_proba`` throughput (rows/s, batches of 10,000) against the model's
-  size (LightGBM trees);
+  size (LightGBM trees); and, to tell why it is not linear, the largest model's trees scored a
+  slice of 100 at a time (the first 100, ..., the last 100: ``scoring_slice_ns_per_tree_row``)
+  with each slice's mean depth of the leaf a training row reaches: later trees costing more would
+  show there, a whole model outgrowing the core's caches would not;
 * **prediction log**: ``read_window`` speed against the log's size (rows written with
   ``append_batch``).
 
@@ -262,8 +265,28 @@ def scoring(trees_list, quick: bool) -> dict:
             best = min(best, time.perf_counter() - started)
         rates.append(round(len(batch) / best))
         log(f"scoring: {trees:,} trees, {rates[-1]:,} rows/s")
+    # The largest model, 100 trees at a time: the cost of a tree early and late in the model.
+    booster, size = fitted.model, 100
+    starts = sorted({0, *(t - size for t in trees_list if t > size)})
+    features = LabelledFeatures.from_frame(parts.test).features[: len(batch)]  # what the scorer feeds it
+    depths = booster.trees_to_dataframe().query("decision_type.isnull()", engine="python")
+    slice_ns, slice_depth = [], []
+    for start in starts:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            booster.predict(features, raw_score=True, start_iteration=start, num_iteration=size)
+            best = min(best, time.perf_counter() - started)
+        slice_ns.append(round(best / len(features) / size * 1e9, 1))
+        leaves = depths[(depths["tree_index"] >= start) & (depths["tree_index"] < start + size)]
+        slice_depth.append(round(float(np.average(leaves["node_depth"], weights=leaves["count"])), 2))
+        log(f"scoring: trees {start:,}-{start + size - 1:,} alone: {slice_ns[-1]} ns per tree and row, "
+            f"mean leaf depth {slice_depth[-1]}")
     return {"model_trees": list(trees_list), "scoring_rows_per_s": rates,
             "scoring_seconds_per_row_slope_loglog": round(slope(trees_list, [1 / r for r in rates]), 3),
+            "scoring_ns_per_tree_row": [round(1e9 / r / t, 1) for r, t in zip(rates, trees_list, strict=True)],
+            "scoring_slice_first_tree": starts, "scoring_slice_ns_per_tree_row": slice_ns,
+            "scoring_slice_mean_leaf_depth": slice_depth, "scoring_model_bytes": len(booster.model_to_string()),
             "scoring_batch_rows": len(batch)}
 
 

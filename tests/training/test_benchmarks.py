@@ -77,6 +77,9 @@ def test_quick_benchmark_runs_end_to_end_and_reports_its_figures(module):
         assert len(figures["rows"]) == len(figures["training_seconds"]) == len(figures["peak_rss_gib"]) == 2
         assert 0 < figures["peak_rss_gib_max"] < 8 and "training_slope_loglog" in figures
         assert figures["log_read_seconds"] and figures["monitoring_seconds"] and figures["scoring_rows_per_s"]
+        slices = figures["scoring_slice_first_tree"]
+        assert slices[0] == 0 and len(slices) == len(figures["scoring_slice_ns_per_tree_row"])
+        assert all(d >= 1 for d in figures["scoring_slice_mean_leaf_depth"])
         assert (PROJECT_ROOT / figures["plot"]).exists() or os.path.exists(figures["plot"])
 
 
