@@ -297,6 +297,14 @@ def transaction_history(labels: pd.DataFrame, transaction_id: str) -> pd.DataFra
     return frame.loc[frame[TRANSACTION_ID] == transaction_id].reset_index(drop=True)
 
 
+def standing_predictions(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One prediction per transaction: the last one logged for its id (the answer that stood), with the
+    ``transaction_id`` column (derived where missing), in log order; and how many were superseded."""
+    keyed = tid.with_transaction_ids(predictions.reset_index(drop=True)).astype({TRANSACTION_ID: object})
+    superseded = keyed.duplicated(TRANSACTION_ID, keep="last")
+    return keyed.loc[~superseded], int(superseded.sum())
+
+
 def labelled_window(
     predictions: pd.DataFrame, labels: pd.DataFrame, as_of: float | Any, legit_after: float | None = None
 ) -> pd.DataFrame:
@@ -329,7 +337,7 @@ def labelled_window(
     clashing = [c for c in (LABEL, LABEL_TIME, LABEL_SOURCE) if c in predictions.columns]
     if clashing:
         raise ValueError(f"predictions already have column(s) {', '.join(clashing)}; drop them before joining")
-    keyed = tid.with_transaction_ids(predictions.reset_index(drop=True))
+    standing, superseded = standing_predictions(predictions)
     latest = latest_labels(labels, as_of_s)
     source = latest[SOURCE] if SOURCE in latest.columns else pd.Series("", index=latest.index)
     latest = pd.DataFrame({
@@ -338,10 +346,8 @@ def labelled_window(
         LABEL_TIME: latest[LABEL_TIME].astype(float),
         LABEL_SOURCE: source.astype(object),
     })
-    keyed = keyed.astype({TRANSACTION_ID: object})
-    superseded = keyed.duplicated(TRANSACTION_ID, keep="last")
     how = "inner" if legit_after is None else "left"
-    joined = keyed.loc[~superseded].merge(latest, on=TRANSACTION_ID, how=how, sort=False, validate="one_to_one")
+    joined = standing.merge(latest, on=TRANSACTION_ID, how=how, sort=False, validate="one_to_one")
     implied = 0
     if legit_after is not None:
         unlabelled = joined[LABEL].isna()
@@ -352,6 +358,6 @@ def labelled_window(
         joined.loc[implied_rows, LABEL_SOURCE] = SOURCE_IMPLIED
         joined = joined.loc[~unlabelled | implied_rows].astype({LABEL: "int64"}).reset_index(drop=True)
         implied = int(implied_rows.sum())
-    joined.attrs["superseded_predictions"] = int(superseded.sum())
+    joined.attrs["superseded_predictions"] = superseded
     joined.attrs["implied_legit"] = implied
     return joined

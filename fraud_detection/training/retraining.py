@@ -7,7 +7,7 @@ import pandas as pd
 
 from fraud_detection.data import schema
 from fraud_detection.data.schema import SECONDS_PER_DAY
-from fraud_detection.serving import transaction_id as tid
+from fraud_detection.serving.label_store import TRANSACTION_ID, standing_predictions
 from fraud_detection.serving.prediction_log import LOGGED_AT
 
 
@@ -39,19 +39,19 @@ def settled_traffic(scored: pd.DataFrame, labelled: pd.DataFrame, block_rows: in
     """
     if block_rows < 1 or not 0 <= min_coverage <= 1:
         raise ValueError(f"block_rows must be >= 1 and min_coverage in [0, 1], got {block_rows}, {min_coverage}")
-    payments = tid.with_transaction_ids(scored.reset_index(drop=True)).drop_duplicates(tid.TRANSACTION_ID, keep="last")
+    payments, _ = standing_predictions(scored)
     order = np.argsort(payments[LOGGED_AT].to_numpy(float), kind="stable")
-    ids = payments[tid.TRANSACTION_ID].to_numpy(object)[order]
+    ids = payments[TRANSACTION_ID].to_numpy(object)[order]
     block_of = pd.Series(np.arange(len(ids)) // block_rows, index=pd.Index(ids, dtype=object))
     blocks = int(block_of.iloc[-1]) + 1 if len(ids) else 0
-    labelled_block = block_of.reindex(labelled[tid.TRANSACTION_ID].astype(object)).to_numpy()
+    labelled_block = block_of.reindex(labelled[TRANSACTION_ID].astype(object)).to_numpy()
     if np.isnan(labelled_block.astype(float)).any():
         raise ValueError("labelled rows must be rows of the scored payments (labelled_window of them)")
     labelled_block = labelled_block.astype(np.int64)
     sizes = np.bincount(block_of.to_numpy(np.int64), minlength=blocks)
     coverage = np.bincount(labelled_block, minlength=blocks) / np.maximum(sizes, 1)
     settled = coverage >= min_coverage
-    keep = settled[labelled_block] if blocks else np.zeros(0, bool)
+    keep = settled[labelled_block]
     kept = labelled.loc[keep].reset_index(drop=True)
     kept.attrs.update(
         labelled.attrs,

@@ -38,7 +38,6 @@ def read_labelled_traffic(
         coverage = 1.0 if min_label_coverage is None else min_label_coverage
         labelled = settled_traffic(logged, labelled, settle_rows, coverage)
     traffic = labelled_transactions(labelled)
-    settled = {k: labelled.attrs.get(k) for k in ("settled_blocks", "blocks", "left_out_labelled", "settled_until")}
     log_metadata(
         {
             "as_of": now,
@@ -49,7 +48,8 @@ def read_labelled_traffic(
             "model_versions": sorted(map(str, labelled["model_version"].unique())) if len(labelled) else [],
             "from": float(labelled["logged_at"].min()) if len(labelled) else None,
             "to": float(labelled["logged_at"].max()) if len(labelled) else None,
-            **({"settle_rows": settle_rows, "min_label_coverage": min_label_coverage, **settled}
+            **({"settle_rows": settle_rows, "min_label_coverage": min_label_coverage,
+                **{k: labelled.attrs[k] for k in ("settled_blocks", "blocks", "left_out_labelled", "settled_until")}}
                if settle_rows is not None else {}),
         },
         infer_artifact=True,
