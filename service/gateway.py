@@ -1,5 +1,5 @@
 """The stable front door on :3000: a Starlette app served by uvicorn that forwards to the active
-model service with httpx, so that a new model replaces the old one with no failed request.
+model service with aiohttp's client, so that a new model replaces the old one with no failed request.
 
 BentoML's server (and ZenML's BentoML deployer, which starts it) cannot swap the model of a running
 process, and stopping one server before starting the next drops every request in between. So the
@@ -18,8 +18,10 @@ What a client sees (``docs/api.md``, "Behind the gateway"):
   the backend sees a byte), within the ``gateway:`` timeouts of ``configs/deployment.yaml``
   (408 otherwise); ``Expect: 100-continue`` is answered as soon as the body is wanted;
 * the request is sent to the backend once. Only when no connection to the backend could be opened
-  is it tried again (once, on the backend active then); a request the backend may have received is
-  never sent twice. No backend to reach: 503 with ``Retry-After``; a backend that breaks off its
+  is it tried again (once, on the backend active then); a ``POST`` the backend may have received is
+  never sent twice (a ``GET``, ``HEAD`` or ``OPTIONS`` whose connection broke off is sent once more
+  by aiohttp itself, as RFC 9112 section 9.3.1 allows for idempotent methods). No backend to reach:
+  503 with ``Retry-After``; a backend that breaks off its
   answer: 502; one that does not answer in time: 504 -- each with a JSON ``{"error": ...}`` body;
 * the backend's answer is read whole before the client gets its first byte, so a backend that dies
   half-way through still gives the client a complete 502, never a truncated 200;
@@ -82,9 +84,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import h11
-import httpx
+import yarl
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Match, Mount, Route
@@ -109,6 +112,7 @@ NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forward
                               b"x-forwarded-host"}
 NOT_RETURNED = HOP_BY_HOP | {b"content-length", b"date", b"server"}
 REQUEST_ID = b"x-request-id"
+SKIPPED_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 # Pooled backend connections are dropped before the backend's own keep-alive timeout (uvicorn's 5 s)
 # would close them, so a request is never sent on a connection the backend is closing.
 BACKEND_KEEPALIVE_SECONDS = 2.0
@@ -205,6 +209,15 @@ async def respond_error(send, status: int, message: str, request_id: bytes | Non
     await respond(send, status, body, headers, request_id, close=close)
 
 
+def _header_text(value: bytes) -> str:
+    """A header value as aiohttp takes it (text, sent as UTF-8): UTF-8 bytes pass unchanged; other
+    bytes above 0x7f (obsolete Latin-1 text, RFC 9110 section 5.5) are sent as their UTF-8 form."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 class Refused(Exception):
     """A request this gateway answers itself with a 4xx (and closes the connection if ``close``)."""
 
@@ -226,7 +239,7 @@ class Proxy:
         self.settings = settings
         self.state_path = Path(settings.state_path)
         self.active: str | None = None
-        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.clients: dict[str, aiohttp.ClientSession] = {}
         self.in_flight: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.started_at = time.time()
@@ -234,7 +247,9 @@ class Proxy:
         self._state_key: tuple | None = None
         self._failing: set[str] = set()
         self._request_id_or_none = request_id_or_none  # the service's rule for a client's X-Request-ID
-        self._timeout = httpx.Timeout(settings.backend_timeout_seconds, connect=settings.connect_timeout_seconds)
+        # Opening a connection has its own limit; the whole exchange (a wait for a free pooled connection
+        # included) is bounded by backend_timeout_seconds in _exchange.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=settings.connect_timeout_seconds)
         self.reload()
 
     # ------------------------------------------------------------ the active backend
@@ -260,25 +275,28 @@ class Proxy:
             log.info("active backend: %s (was %s)", backend, self.active)
             self.active = backend
 
-    def client(self, backend: str) -> httpx.AsyncClient:
+    def client(self, backend: str) -> aiohttp.ClientSession:
         client = self.clients.get(backend)
         if client is None:
-            limits = httpx.Limits(max_connections=self.settings.backend_connections,
-                                  max_keepalive_connections=self.settings.backend_connections,
-                                  keepalive_expiry=BACKEND_KEEPALIVE_SECONDS)
+            connector = aiohttp.TCPConnector(limit=self.settings.backend_connections, limit_per_host=0,
+                                             keepalive_timeout=BACKEND_KEEPALIVE_SECONDS)
             # trust_env=False: a proxy configured for the package index must not capture loopback traffic.
-            client = httpx.AsyncClient(limits=limits, timeout=self._timeout, trust_env=False)
+            # The client's own headers are forwarded as they came: aiohttp adds none of its defaults
+            # (User-Agent, Accept, Accept-Encoding, Content-Type) and decompresses nothing.
+            client = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
+                                           auto_decompress=False, skip_auto_headers=SKIPPED_AUTO_HEADERS,
+                                           cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False)
             self.clients[backend] = client
         return client
 
     async def close_retired(self) -> None:
         """Close the connection pools of backends that are no longer active and have nothing in flight."""
         for backend in [b for b in self.clients if b != self.active and not self.in_flight[b]]:
-            await self.clients.pop(backend).aclose()
+            await self.clients.pop(backend).close()
 
     async def aclose(self) -> None:
         for client in self.clients.values():
-            await client.aclose()
+            await client.close()
         self.clients.clear()
 
     def status(self) -> dict[str, Any]:
@@ -380,10 +398,11 @@ class Proxy:
         method = scope["method"]
         target = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
         try:
-            target_url = httpx.URL("http://backend").copy_with(raw_path=target)
-        except (httpx.InvalidURL, UnicodeError) as error:
+            target_url = target.decode("ascii")
+        except UnicodeError as error:
             raise Refused(400, f"the request target cannot be forwarded: {str(error)[:MAX_ERROR_DETAIL]}") from None
-        headers = self._request_headers(scope, request_id)
+        headers = [(name.decode("latin-1"), _header_text(value))
+                   for name, value in self._request_headers(scope, request_id)]
         content = body if body or method not in IDEMPOTENT_METHODS else None
         for attempt in (1, 2):
             backend = self.active  # read per attempt: a retry goes to the backend active then
@@ -392,7 +411,7 @@ class Proxy:
             self.in_flight[backend] += 1
             try:
                 answer = await self._exchange(backend, method, target_url, headers, content)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
                 # Nothing was sent: trying again cannot score a transaction twice.
                 if attempt == 1:
                     self.counts["retried"] += 1
@@ -402,22 +421,17 @@ class Proxy:
                 raise BackendFailed(503, f"the model service is unreachable ({type(error).__name__}); "
                                          "nothing was processed: try again", "unreachable",
                                     [(b"retry-after", b"1")]) from None
-            except httpx.PoolTimeout:
-                raise BackendFailed(503, "the model service is saturated; nothing was processed: try again",
-                                    "unreachable", [(b"retry-after", b"1")]) from None
-            except (TimeoutError, httpx.TimeoutException):
+            except TimeoutError:  # asyncio's and aiohttp's (reading an answer)
                 raise BackendFailed(504, f"the model service did not answer within "
                                          f"{self.settings.backend_timeout_seconds:g} s", "timed_out") from None
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.NetworkError) as error:
-                if attempt == 1 and method in IDEMPOTENT_METHODS:
-                    self.counts["retried"] += 1
-                    continue
+            except aiohttp.InvalidURL as error:
+                raise Refused(400, f"the request cannot be forwarded: {str(error)[:MAX_ERROR_DETAIL]}") from None
+            except aiohttp.ClientError as error:  # disconnected, reset, or not HTTP: the request may have arrived
+                # (an idempotent request was already sent a second time by aiohttp: not again here)
                 self._backend_failing(backend, error)
                 raise BackendFailed(502, "the model service broke off its answer "
                                          f"({type(error).__name__}); the request may have been processed",
                                     "broken") from None
-            except (httpx.LocalProtocolError, httpx.InvalidURL) as error:
-                raise Refused(400, f"the request cannot be forwarded: {str(error)[:MAX_ERROR_DETAIL]}") from None
             finally:
                 self.in_flight[backend] -= 1
             self.counts["forwarded"] += 1
@@ -427,24 +441,20 @@ class Proxy:
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _exchange(self, backend: str, method: str, target: httpx.URL, headers, content: bytes | None):
+    async def _exchange(self, backend: str, method: str, target: str, headers, content: bytes | None):
         client = self.client(backend)
-        origin = httpx.URL(backend)
-        url = target.copy_with(scheme=origin.scheme, host=origin.host, port=origin.port)
-        request = client.build_request(method, url, headers=headers, content=content)
+        url = yarl.URL(backend.rstrip("/") + target, encoded=True)  # the client's target byte for byte
         async with asyncio.timeout(self.settings.backend_timeout_seconds):
-            response = await client.send(request, stream=True)
-            try:
-                content = b"".join([chunk async for chunk in response.aiter_raw()])
-            finally:
-                await response.aclose()
-        kept = [(name.lower(), value) for name, value in response.headers.raw if name.lower() not in NOT_RETURNED]
+            async with client.request(method, url, headers=headers, data=content, allow_redirects=False,
+                                      compress=False) as response:
+                content = await response.read()
+                status, raw_headers = response.status, response.raw_headers
+        kept = [(name.lower(), value) for name, value in raw_headers if name.lower() not in NOT_RETURNED]
         if method == "HEAD":
-            kept += [(b"content-length", value) for name, value in response.headers.raw
-                     if name.lower() == b"content-length"]
-        elif response.status_code not in (204, 304) and response.status_code >= 200:
+            kept += [(b"content-length", value) for name, value in raw_headers if name.lower() == b"content-length"]
+        elif status not in (204, 304) and status >= 200:
             kept.append((b"content-length", str(len(content)).encode()))
-        return response.status_code, kept, content
+        return status, kept, content
 
     def _backend_failing(self, backend: str, error: Exception) -> None:
         if backend not in self._failing:  # log the change, not every failed request
