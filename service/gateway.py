@@ -18,14 +18,20 @@ What a client sees (``docs/api.md``, "Behind the gateway"):
   the backend sees a byte), within the ``gateway:`` timeouts of ``configs/deployment.yaml``
   (408 otherwise); ``Expect: 100-continue`` is answered as soon as the body is wanted;
 * the request is sent to the backend once. Only when no connection to the backend could be opened
-  is it tried again (once, on the backend active then); a ``POST`` the backend may have received is
-  never sent twice (a ``GET``, ``HEAD`` or ``OPTIONS`` whose connection broke off is sent once more
-  by aiohttp itself, as RFC 9112 section 9.3.1 allows for idempotent methods). No backend to reach:
+  is it tried again (once, on the backend active then); a ``POST`` or ``PATCH`` the backend may have
+  received is never sent twice (a request of an idempotent method -- ``GET``, ``HEAD``, ``OPTIONS``,
+  ``PUT``, ``DELETE`` -- whose connection broke off is sent once more by aiohttp itself, as RFC 9112
+  section 9.3.1 allows; the service's scoring and label routes are all ``POST``). No backend to reach:
   503 with ``Retry-After``; a backend that breaks off its
   answer: 502; one that does not answer in time: 504 -- each with a JSON ``{"error": ...}`` body;
 * the backend's answer is read whole before the client gets its first byte, so a backend that dies
   half-way through still gives the client a complete 502, never a truncated 200;
-* malformed HTTP gets a JSON 400 (431 for an oversized head) and the connection is closed.
+* malformed HTTP gets a JSON 400 (431 for an oversized head) and the connection is closed; so does a
+  header value with a control character, and a target with a ``#`` gets a 400 (what would follow it
+  cannot be forwarded);
+* the target, headers and body reach the backend as the client sent them, less the hop-by-hop
+  headers, plus ``X-Forwarded-For``/``-Proto``/``-Host`` and ``X-Request-ID`` (a header value that
+  is not UTF-8 is sent as the UTF-8 of its Latin-1 reading: aiohttp sends header text as UTF-8).
 
 Structure: :func:`create_app` builds a Starlette app with the front door (:class:`FrontDoor`) mounted
 last, as the fallback; routes placed before it (``extra_routes``) are served by this process itself
@@ -120,6 +126,9 @@ STATE_POLL_SECONDS = 0.05
 MAX_ERROR_DETAIL = 200
 HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+# Control characters other than tab (RFC 9110 section 5.5: field values are visible characters,
+# spaces and tabs). h11 lets them through; an HTTP client refuses to send them on.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -209,6 +218,18 @@ async def respond_error(send, status: int, message: str, request_id: bytes | Non
     await respond(send, status, body, headers, request_id, close=close)
 
 
+def _is_backend_url(backend: object) -> bool:
+    """``http(s)://host[:port]`` with nothing after it but an optional ``/``."""
+    if not isinstance(backend, str):
+        return False
+    try:
+        url = yarl.URL(backend)
+    except (ValueError, TypeError):
+        return False
+    return (url.scheme in ("http", "https") and bool(url.host) and url.path in ("", "/") and not url.query_string
+            and not url.fragment and not url.user)
+
+
 def _header_text(value: bytes) -> str:
     """A header value as aiohttp takes it (text, sent as UTF-8): UTF-8 bytes pass unchanged; other
     bytes above 0x7f (obsolete Latin-1 text, RFC 9110 section 5.5) are sent as their UTF-8 form."""
@@ -268,7 +289,7 @@ class Proxy:
             return
         self._state_key = key
         backend = read_state(self.state_path).get("backend")
-        if not isinstance(backend, str) or not backend.startswith(("http://", "https://")):
+        if not _is_backend_url(backend):
             log.warning("state file %s names no backend URL (%r): keeping %s", self.state_path, backend, self.active)
             return
         if backend != self.active:
@@ -342,6 +363,12 @@ class Proxy:
                           extra=[(b"allow", allowed.encode())])
         if not scope["raw_path"].startswith(b"/"):
             raise Refused(400, "the request target must be a path starting with / (this is not a forward proxy)")
+        if b"#" in scope["raw_path"] or b"#" in scope["query_string"]:
+            raise Refused(400, "the request target contains '#': a fragment is not sent to a server "
+                               "(percent-encode it as %23 if it is data)")
+        for name, value in scope["headers"]:
+            if _CONTROL.search(value):
+                raise Refused(400, f"header {name[:64].decode('latin-1')!r} contains a control character", close=True)
         names = {name for name, _ in scope["headers"]}
         if b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 section 6.3: a message framed both ways is a smuggling attempt until proven otherwise.

@@ -10,9 +10,9 @@ backends are real listeners on loopback ports:
 
 What is checked (``service/gateway.py``, the module docstring): the client's target and headers pass
 unchanged (hop-by-hop headers dropped, ``X-Forwarded-*`` and ``X-Request-ID`` set, nothing of the
-HTTP client library's own added); no backend -> 503 with ``Retry-After``; a backend that hangs up ->
-502, a ``POST`` sent once and a ``GET`` twice; no answer in time -> 504; not HTTP -> 502;
-every error a JSON body naming the problem.
+HTTP client library's own added, no cookie kept from one client for another); no backend -> 503
+with ``Retry-After``; a backend that hangs up -> 502, a ``POST`` sent once and a ``GET`` twice; no
+answer in time -> 504; not HTTP -> 502; every error a JSON body naming the problem.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from service import gateway_control
+from service.gateway import write_state
 from service.gateway_control import GatewayPaths
 from testkit.ports import free_port
 
@@ -57,6 +58,7 @@ async def app(scope, receive, send):
     payload = json.dumps(seen).encode()
     await send({"type": "http.response.start", "status": 201,
                 "headers": [(b"content-type", b"application/json"), (b"x-backend", b"echo"),
+                            (b"set-cookie", b"session=for-this-client-only; Path=/"),
                             (b"connection", b"keep-alive")]})
     await send({"type": "http.response.body", "body": payload})
 '''
@@ -198,6 +200,10 @@ def test_the_target_headers_and_body_arrive_as_the_client_sent_them(gateway, ech
     assert answer.status_code == 201 and answer.headers["x-request-id"] == "abc-123"
     assert seen["method"] == "GET" and seen["query_string"] == "x=1"
     assert not {"content-length", "transfer-encoding"} & {name for name, _ in seen["headers"]}
+    # a cookie the backend set reaches that client, and is never sent on another client's behalf
+    assert answer.headers["set-cookie"].startswith("session=for-this-client-only")
+    seen = httpx.get(url + "/model", trust_env=False).json()
+    assert "cookie" not in {name for name, _ in seen["headers"]}
 
 
 def test_no_backend_listening_is_a_503_that_says_nothing_was_processed(gateway):
@@ -259,3 +265,26 @@ def test_the_gateway_counted_what_happened(gateway, echo):
     assert report["unreachable"] >= 1 and report["broken"] >= 3 and report["timed_out"] >= 1
     assert report["retried"] >= 1 and report["forwarded"] >= 2  # the unreachable backend was tried twice
 
+
+
+@pytest.mark.parametrize(("request_bytes", "words"), [
+    (b"GET /model HTTP/1.1\r\nHost: a\r\nX-Evil: one\x01two\r\n\r\n", "control character"),
+    (b"GET /model HTTP/1.1\r\nHost: a\x7f\r\n\r\n", "control character"),
+    (b"GET /model#frag?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", "'#'"),
+    (b"GET /model?x=1#frag HTTP/1.1\r\nHost: a\r\n\r\n", "'#'"),
+], ids=["control_in_value", "control_in_host", "fragment_in_path", "fragment_in_query"])
+def test_what_cannot_be_forwarded_as_sent_gets_a_json_400_naming_it(gateway, echo, request_bytes, words):
+    point(gateway, echo)
+    status, headers, body = raw_request(gateway[0], request_bytes)
+    assert status == 400, body
+    assert headers["content-type"] == "application/json" and words in json.loads(body)["error"]
+
+
+def test_a_state_file_naming_no_usable_backend_keeps_the_active_one(gateway, echo):
+    port, files = gateway
+    url = point(gateway, echo)
+    for bad in ("http://:3001", "ftp://127.0.0.1:1", "http://127.0.0.1:3001/some/path", 42):
+        write_state(files.state, bad)
+        time.sleep(0.3)  # the gateway polls the state file every 50 ms
+        assert gateway_control.status("127.0.0.1", port)["backend"] == echo
+        assert httpx.get(url + "/model", trust_env=False).status_code == 201
