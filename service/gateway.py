@@ -21,9 +21,9 @@ What a client sees (``docs/api.md``, "Behind the gateway"):
   is it tried again (once, on the backend active then); a ``POST`` or ``PATCH`` the backend may have
   received is never sent twice (a request of an idempotent method -- ``GET``, ``HEAD``, ``OPTIONS``,
   ``PUT``, ``DELETE`` -- whose connection broke off is sent once more by aiohttp itself, as RFC 9112
-  section 9.3.1 allows; the service's scoring and label routes are all ``POST``). No backend to reach:
-  503 with ``Retry-After``; a backend that breaks off its
-  answer: 502; one that does not answer in time: 504 -- each with a JSON ``{"error": ...}`` body;
+  section 9.3.1 allows; the service's scoring and label routes are all ``POST``). No backend to
+  reach: 503 with ``Retry-After``; a backend that breaks off its answer: 502; one that does not answer
+  in time (a wait for a free pooled connection included): 504 -- each with a JSON ``{"error": ...}`` body;
 * the backend's answer is read whole before the client gets its first byte, so a backend that dies
   half-way through still gives the client a complete 502, never a truncated 200;
 * malformed HTTP gets a JSON 400 (431 for an oversized head) and the connection is closed; so does a
