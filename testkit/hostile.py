@@ -328,6 +328,7 @@ simple("request_line_extra_spaces", "framing", (400,),
        lambda t: request(t, "GET", "/livez").replace(b"GET /livez ", b"GET  /livez  ", 1), needs="gateway")
 simple("request_line_lowercase_method", "framing", (4,), lambda t: request(t, "post", "/predict", BODY))
 simple("request_line_nul", "framing", (400,), lambda t: request(t, "GET", "/livez").replace(b"/livez", b"/liv\x00ez", 1))
+simple("request_target_fragment", "framing", (200, 400), lambda t: request(t, "GET", "/livez#part?x=1"))
 
 # --- headers ---------------------------------------------------------------------------------------------
 
@@ -346,6 +347,7 @@ simple("header_line_very_long", "headers", (400, 431),
 simple("headers_very_many", "headers", (400, 431),
        lambda t: request(t, body=BODY, headers=[f"X-Test-{i}: {i}" for i in range(3000)]), needs="gateway")
 simple("header_value_latin1", "headers", (200, 400), lambda t: request(t, body=BODY, headers=["X-Test: caf\xe9"]))
+simple("header_value_control", "headers", (400,), lambda t: request(t, body=BODY, headers=["X-Test: a\x01b"]))
 
 
 def _echoed_id(t: Target, r: Response) -> str | None:
