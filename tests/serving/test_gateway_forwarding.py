@@ -102,7 +102,10 @@ class RawBackend:
             time.sleep(BACKEND_TIMEOUT * 3)  # holds the connection open, answering nothing
             conn.close()
 
-    def close(self) -> None:
+    def __enter__(self) -> "RawBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.sock.close()
         for conn in self._open:
             conn.close()
@@ -217,8 +220,7 @@ def test_no_backend_listening_is_a_503_that_says_nothing_was_processed(gateway):
 
 
 def test_a_backend_that_hangs_up_gives_a_502_and_a_post_is_sent_once(gateway):
-    backend = RawBackend("hang_up")
-    try:
+    with RawBackend("hang_up") as backend:
         url = point(gateway, backend.url)
         answer = httpx.post(url + "/predict", content=b'{"Amount": 1}', trust_env=False, timeout=30)
         assert answer.status_code == 502, answer.text
@@ -228,13 +230,10 @@ def test_a_backend_that_hangs_up_gives_a_502_and_a_post_is_sent_once(gateway):
         answer = httpx.get(url + "/model", trust_env=False, timeout=30)
         assert answer.status_code == 502, answer.text
         assert backend.requests == [b"GET /model HTTP/1.1"] * 2  # idempotent: tried once more, no more
-    finally:
-        backend.close()
 
 
 def test_a_backend_that_does_not_answer_in_time_gives_a_504(gateway):
-    backend = RawBackend("silent")
-    try:
+    with RawBackend("silent") as backend:
         url = point(gateway, backend.url)
         started = time.monotonic()
         answer = httpx.post(url + "/predict", content=b"{}", trust_env=False, timeout=30)
@@ -243,19 +242,14 @@ def test_a_backend_that_does_not_answer_in_time_gives_a_504(gateway):
         assert f"within {BACKEND_TIMEOUT:g} s" in answer.json()["error"]
         assert BACKEND_TIMEOUT * 0.9 < waited < BACKEND_TIMEOUT * 2.5
         assert len(backend.requests) == 1
-    finally:
-        backend.close()
 
 
 def test_an_answer_that_is_not_http_gives_a_502(gateway):
-    backend = RawBackend("garbage")
-    try:
+    with RawBackend("garbage") as backend:
         url = point(gateway, backend.url)
         answer = httpx.post(url + "/predict", content=b"{}", trust_env=False, timeout=30)
         assert answer.status_code == 502, answer.text
         assert answer.headers["content-type"] == "application/json" and answer.json()["error"]
-    finally:
-        backend.close()
 
 
 def test_the_gateway_counted_what_happened(gateway, echo):
