@@ -7,7 +7,9 @@ Shared by ``bench/training.py`` (fresh evaluation seeds, ZenML overhead) and ``b
   (search, selection, calibration, refit, threshold), and the test evaluation exactly as the
   evaluate step makes it (bootstrap of the two best candidates, oracle AP on synthetic data, the
   plots and the HTML page);
-* :func:`baselines`: logistic regression and a default LightGBM, neither tuned nor weighted, fitted
+* :func:`baselines`: the models anyone would try first, with the library's defaults and no tuning --
+  logistic regression (plain and ``class_weight="balanced"``), random forest (scikit-learn's 100
+  unpruned trees, plain and balanced), XGBoost and LightGBM -- fitted
   on the same training + validation rows the champion's refit learned from (the raw Kaggle columns,
   as anyone would start), scored on the same test rows; with the paired bootstrap interval of
   champion AP - baseline AP. The search, the class weighting and the calibration must not lose to
@@ -151,8 +153,10 @@ def bare_run(settings: TrainingFile, progress: Progress = log, plots_dir: Path |
 
 
 def baselines(run: BareRun, seed: int = 0, resamples: int = 1000, progress: Progress = log) -> dict[str, dict[str, Any]]:
-    """Untuned logistic regression and default LightGBM on the same split, against the champion."""
+    """Library-default models (no tuning; weighting only where named) on the same split, against the champion."""
     import lightgbm as lgb
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -164,6 +168,11 @@ def baselines(run: BareRun, seed: int = 0, resamples: int = 1000, progress: Prog
     champion = run.result.scorer.predict_proba(x_test)
     models = {
         "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "logistic_regression_balanced": make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=1000, class_weight="balanced")),
+        "random_forest_default": RandomForestClassifier(random_state=seed, n_jobs=2),
+        "random_forest_balanced": RandomForestClassifier(class_weight="balanced", random_state=seed, n_jobs=2),
+        "xgboost_default": xgb.XGBClassifier(random_state=seed, n_jobs=2),
         "lightgbm_default": lgb.LGBMClassifier(random_state=seed, n_jobs=2, verbose=-1),
     }
     out = {}
