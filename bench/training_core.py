@@ -9,10 +9,10 @@ Shared by ``bench/training.py`` (fresh evaluation seeds, ZenML overhead) and ``b
   plots and the HTML page);
 * :func:`baselines`: the models anyone would try first, with the library's defaults and no tuning --
   logistic regression (plain and ``class_weight="balanced"``), random forest (scikit-learn's 100
-  unpruned trees, plain and balanced), XGBoost and LightGBM -- fitted
-  on the same training + validation rows the champion's refit learned from (the raw Kaggle columns,
-  as anyone would start), scored on the same test rows; with the paired bootstrap interval of
-  champion AP - baseline AP. The search, the class weighting and the calibration must not lose to
+  unpruned trees, plain and balanced), XGBoost and LightGBM -- fitted on the same training +
+  validation rows the champion's refit learned from (the raw Kaggle columns, as anyone would
+  start), scored on the same test rows; with the paired bootstrap interval of champion AP -
+  baseline AP. The search, the class weighting and the calibration must not lose to
   them (an independent check does the same on real transactions).
 
 Run as a script, it is the record of the seeds the design was tuned on (``--seeds``, default 7 and 11,
